@@ -203,7 +203,8 @@ def gripper_from_background(blue: torch.Tensor, seen: torch.Tensor, low: float =
     """Openness from B's background: mean of B's low pixels per view divided by 0.25, averaged over
     the views that saw the frame. blue (..., V, T, H, W), seen (..., V, T) → (..., T) in [0, 1]."""
     low_pixels = blue < low
-    per_view = (blue * low_pixels).sum((-1, -2)) / low_pixels.sum((-1, -2)).clamp(min=1) / GRIPPER_BACKGROUND
+    low_sum = torch.where(low_pixels, blue, 0.0).sum((-1, -2))
+    per_view = low_sum / low_pixels.sum((-1, -2)).clamp(min=1) / GRIPPER_BACKGROUND
     seen = seen.to(blue.dtype)
     return ((per_view * seen).sum(-2) / seen.sum(-2).clamp(min=1)).clamp(0, 1)
 
@@ -247,18 +248,18 @@ def decode_action_images(
     points = triangulate(fit.centers, weights, cameras)  # (..., T, 3, 3)
     residual = _reprojection_residual(points, fit, cameras)  # (..., T, 3)
 
-    # Ray search along the best view's ray, used where the views disagree.
-    heat = _heatmaps_without_background(images)
-    best_view = weights.argmax(-3, keepdim=True)  # (..., 1, T, 3)
-    origins, directions = cameras.rays(fit.centers)
-    pick = lambda t: t.gather(-4, best_view.unsqueeze(-1).expand(*best_view.shape, 3)).squeeze(-4)  # noqa: E731
-    origin, direction = pick(origins), pick(directions)
-    center_depth = ((points - origin) * direction).sum(-1, keepdim=True).nan_to_num(1.0)
-    offsets = torch.linspace(-search_range, search_range, search_samples, dtype=images.dtype)
-    searched, _ = ray_search(heat, cameras, origin, direction, (center_depth + offsets).clamp(min=1e-3))
     disagree = (residual > refine_residual_px) & torch.isfinite(points).all(-1)
-    points = torch.where(disagree.unsqueeze(-1), searched, points)
-    residual = torch.where(disagree, _reprojection_residual(points, fit, cameras), residual)
+    if disagree.any():  # ray search along the best view's ray where the views disagree
+        best_view = weights.argmax(-3, keepdim=True)  # (..., 1, T, 3)
+        origins, directions = cameras.rays(fit.centers)
+        index = best_view.unsqueeze(-1).expand(*best_view.shape, 3)
+        origin, direction = origins.gather(-4, index).squeeze(-4), directions.gather(-4, index).squeeze(-4)
+        center_depth = ((points - origin) * direction).sum(-1, keepdim=True).nan_to_num(1.0)
+        offsets = torch.linspace(-search_range, search_range, search_samples, dtype=images.dtype)
+        heat = _heatmaps_without_background(images)
+        searched, _ = ray_search(heat, cameras, origin, direction, (center_depth + offsets).clamp(min=1e-3))
+        points = torch.where(disagree.unsqueeze(-1), searched, points)
+        residual = torch.where(disagree, _reprojection_residual(points, fit, cameras), residual)
 
     views_seen = fit.valid.sum(-3)  # (..., T, 3)
     seen = fit.valid.any(-1)  # (..., V, T): the view shows this frame's action image

@@ -83,7 +83,7 @@ def overlay_action_images(rgb: torch.Tensor, action_images: torch.Tensor, alpha:
     """Blend action images onto RGB for people to look at (not the model's input).
 
     Both are (..., 3, H, W) floats in [0, 1]. B's gripper background is removed first, so only the
-    three Gaussians are painted, with their own colours; the gripper state is shown by a ring of B.
+    three Gaussians are painted, each in its own colour.
     """
     if rgb.shape != action_images.shape:
         raise ValueError(f"overlay: RGB {tuple(rgb.shape)} and action images {tuple(action_images.shape)} differ")
