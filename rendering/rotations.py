@@ -94,11 +94,10 @@ def convert(values: torch.Tensor, source: "str | RotationFormat", target: "str |
 
 
 def geodesic_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Angle in radians of the rotation taking matrix `a` to matrix `b` (..., 3, 3) → (...)."""
-    cos = ((a.transpose(-1, -2) @ b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    # acos is ill-conditioned near 0; atan2 of |sin| and cos is not.
-    sin = roma.rotmat_to_rotvec(a.transpose(-1, -2) @ b).norm(dim=-1)
-    return torch.atan2(sin, cos.clamp(-1, 1)).abs()
+    """Angle in radians of the rotation taking matrix `a` to matrix `b` (..., 3, 3) → (...).
+    Through the rotation vector (via a quaternion), which stays accurate at small angles where
+    acos of the trace does not."""
+    return roma.rotmat_to_rotvec(a.transpose(-1, -2) @ b).norm(dim=-1)
 
 
 def _check_last_dim(values: torch.Tensor, fmt: RotationFormat) -> None:
