@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import kornia
 import roma
 import torch
 
@@ -66,3 +67,13 @@ def random_rig(
         raise RuntimeError(f"random_rig: no camera sees every point of {int(missing.any(-1).sum())} poses")
     cameras = Cameras(intrinsics.expand(num_poses, views, 1, 3, 3), extrinsics.unsqueeze(2), size, size)
     return RandomRig(positions.unsqueeze(1), rotations.unsqueeze(1), gripper.unsqueeze(1), cameras)
+
+
+def degrade(images: torch.Tensor, noise_std: float = 0.05, blur_sigma: float = 1.0, seed: int = 0) -> torch.Tensor:
+    """What a generator produces is never clean: a 3×3 Gaussian blur, then additive Gaussian noise,
+    clipped to [0, 1]. Images (..., 3, H, W)."""
+    generator = torch.Generator().manual_seed(seed)
+    flat = images.reshape(-1, *images.shape[-3:])
+    blurred = kornia.filters.gaussian_blur2d(flat, (3, 3), (blur_sigma, blur_sigma))
+    noisy = blurred + noise_std * torch.randn(blurred.shape, generator=generator)
+    return noisy.clamp(0, 1).reshape(images.shape)

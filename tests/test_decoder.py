@@ -1,6 +1,5 @@
 """Decoder accuracy on rendered action images, its diagnostics, and its errors."""
 
-import kornia
 import pytest
 import torch
 
@@ -8,20 +7,11 @@ from rendering.cameras import Cameras
 from rendering.decoder import decode_action_images, decode_action_images_paper, fit_gaussian_peaks, ray_search
 from rendering.renderer import render_action_images
 from rendering.rotations import geodesic_angle
-from rendering.synthetic import random_rig
+from rendering.synthetic import degrade, random_rig
 
 
 def render(rig, size=None):
     return render_action_images(rig.positions, rig.rotations, rig.gripper, rig.cameras)
-
-
-def degrade(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """What a generator produces is never clean: a 3×3 blur and additive noise σ = 0.05, clipped."""
-    generator = torch.Generator().manual_seed(seed)
-    flat = images.flatten(0, -4)
-    blurred = kornia.filters.gaussian_blur2d(flat, (3, 3), (1.0, 1.0))
-    noisy = blurred + 0.05 * torch.randn(blurred.shape, generator=generator)
-    return noisy.clamp(0, 1).reshape(images.shape)
 
 
 def errors(decoded, rig):

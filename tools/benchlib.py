@@ -1,0 +1,73 @@
+"""Shared plumbing of the benchmark scripts: timing, result files and BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+
+HEADER = """# Benchmarks
+
+Every figure below is written by a script; the command that produced each section is given with it.
+`make bench` reruns them all. Ratios are against baselines measured in the same run, because this
+machine is noisy.
+"""
+
+
+def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def machine_line() -> str:
+    return (
+        f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def write_results(name: str, figures: dict[str, float]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def update_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section `name` of BENCHMARKS.md, leaving the others as they are."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    temporary = BENCHMARKS_MD.with_suffix(".md.tmp")
+    temporary.write_text(text)
+    temporary.replace(BENCHMARKS_MD)
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
