@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import time
@@ -45,7 +46,9 @@ def write_results(name: str, figures: dict[str, float]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    # Strict JSON has no NaN: a figure that could not be measured is null.
+    clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value) for key, value in figures.items()}
+    temporary.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
     temporary.replace(path)
     return path
 
