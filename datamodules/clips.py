@@ -1,0 +1,138 @@
+"""Clips: what one training sample holds, cut from an episode and rendered on the fly.
+
+A clip starts at a frame t of an episode and takes `num_frames` frames t, t + s, t + 2s, … (stride s);
+frames past the episode's end repeat its last frame (the robot holds still). For each view it gives
+the RGB frames, the per-frame cameras and the action images of the end-effector poses, rendered by
+`rendering.render_action_images`; and the poses themselves as 7-DoF vectors and matrices.
+
+Datasets without calibration or poses still give clips (RGB and instruction only), flagged by
+`has_actions = False`: the model trains those in `video` mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from datamodules.schema import STATE_KEY
+from rendering.cameras import Cameras
+from rendering.poses import pose_from_vector
+from rendering.renderer import render_action_images
+from rendering.rotations import RotationFormat
+
+
+class EpisodeSource(Protocol):
+    """What a clip needs from a dataset (LeRobot v3.0/v2.1 or the RLBench layout)."""
+
+    fps: int
+    cameras: list[str]
+
+    @property
+    def num_episodes(self) -> int: ...
+
+    @property
+    def has_calibration(self) -> bool: ...
+
+    def has_poses(self, key: str = STATE_KEY) -> bool: ...
+
+    def rotation_format(self, key: str = ...) -> RotationFormat: ...
+
+    def episode_length(self, episode: int) -> int: ...
+
+    def instruction(self, episode: int) -> str: ...
+
+    def poses(self, episode: int, key: str = STATE_KEY) -> np.ndarray: ...
+
+    def cameras_of(self, episode: int, cameras: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def frames(self, episode: int, camera: str, frame_indices: np.ndarray | list[int]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Shape of a sample. `cameras` None = every camera of the dataset, in its order."""
+
+    num_frames: int = 5
+    stride: int = 4
+    cameras: tuple[str, ...] | None = None
+    image_size: int | None = None  # resize square; None keeps the dataset's size
+    pose_key: str = STATE_KEY  # the poses drawn as action images: the measured end-effector pose
+    axis_length: float = 0.1
+    sigma_frac: float = 0.05
+
+
+def clip_frame_indices(start: int, length: int, num_frames: int, stride: int) -> np.ndarray:
+    """Frame indices of a clip; past the end the last frame repeats."""
+    return np.minimum(start + stride * np.arange(num_frames), length - 1)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Every frame of the chosen episodes is the start of one clip."""
+
+    def __init__(self, source: EpisodeSource, episodes: list[int] | None = None, config: ClipConfig = ClipConfig()) -> None:
+        self.source, self.config = source, config
+        self.episodes = list(range(source.num_episodes)) if episodes is None else list(episodes)
+        self.cameras = list(config.cameras or source.cameras)
+        unknown = [c for c in self.cameras if c not in source.cameras]
+        if unknown:
+            raise ValueError(f"cameras {unknown} are not in the dataset (it has {source.cameras})")
+        self.has_actions = source.has_calibration and source.has_poses(config.pose_key)
+        if self.has_actions:
+            self.rotation_format = source.rotation_format(config.pose_key)  # undeclared → a clear error now
+        lengths = np.array([source.episode_length(e) for e in self.episodes], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode, start frame) of clip `index`."""
+        position = int(np.searchsorted(self.starts, index, side="right") - 1)
+        return self.episodes[position], index - int(self.starts[position])
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        episode, start = self.locate(index)
+        length = self.source.episode_length(episode)
+        frames = clip_frame_indices(start, length, self.config.num_frames, self.config.stride)
+        unique, inverse = np.unique(frames, return_inverse=True)
+        rgb = np.stack([self.source.frames(episode, camera, unique)[inverse] for camera in self.cameras])  # (V, K, H, W, 3)
+        rgb = torch.from_numpy(rgb).permute(0, 1, 4, 2, 3).float().div_(255)
+        sample = {
+            "rgb": rgb,
+            "instruction": self.source.instruction(episode),
+            "episode_index": episode,
+            "frame_index": torch.from_numpy(frames),
+            "has_actions": self.has_actions,
+        }
+        height, width = rgb.shape[-2:]
+        if self.config.image_size is not None and (height, width) != (self.config.image_size,) * 2:
+            size = self.config.image_size
+            sample["rgb"] = torch.nn.functional.interpolate(rgb.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False).unflatten(0, rgb.shape[:2]).clamp(0, 1)
+            height, width = size, size
+        views, steps = len(self.cameras), len(frames)
+        if self.has_actions:
+            intrinsics, extrinsics = self.source.cameras_of(episode, self.cameras)
+            cameras = Cameras(torch.from_numpy(intrinsics[:, frames]), torch.from_numpy(extrinsics[:, frames]), rgb.shape[-2], rgb.shape[-1])
+            cameras = cameras.resize(height, width)
+            vectors = torch.from_numpy(np.asarray(self.source.poses(episode, self.config.pose_key)[frames], dtype=np.float32))
+            pose = pose_from_vector(vectors, self.rotation_format)
+            sample["action_images"] = render_action_images(
+                pose.positions, pose.rotations, pose.gripper, cameras, axis_length=self.config.axis_length, sigma_frac=self.config.sigma_frac
+            )
+            sample.update(
+                intrinsics=cameras.intrinsics, extrinsics=cameras.extrinsics,
+                positions=pose.positions, rotations=pose.rotations, gripper=pose.gripper,
+            )
+        else:  # video-only sample: placeholders with the right shapes keep batches uniform
+            sample.update(
+                action_images=torch.zeros(views, steps, 3, height, width),
+                intrinsics=torch.eye(3).expand(views, steps, 3, 3).clone(),
+                extrinsics=torch.eye(4).expand(views, steps, 4, 4).clone(),
+                positions=torch.zeros(steps, 3), rotations=torch.eye(3).expand(steps, 3, 3).clone(), gripper=torch.zeros(steps),
+            )
+        return sample
