@@ -1,0 +1,129 @@
+"""The Lightning data module: datasets on disk → clips → batches, split by episode.
+
+Episodes, never frames, are split between training and validation, so no validation clip shares an
+episode with a training clip. Normalisation statistics come from the datasets' `meta/stats.json` and
+travel with the model; a statistic that is missing is an error, never a silent pass-through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from datamodules.clips import ClipConfig, ClipDataset, EpisodeSource
+from datamodules.lerobot_reader import LeRobotDataset
+from datamodules.rlbench import RLBenchDataset
+from datamodules.schema import ACTION_KEY, STATE_KEY
+
+
+def open_source(path: str | Path) -> EpisodeSource:
+    """A LeRobot dataset (meta/info.json) or the processed RLBench layout."""
+    path = Path(path)
+    if (path / "meta" / "info.json").exists():
+        return LeRobotDataset(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset not found: {path}")
+    return RLBenchDataset(path)
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A reproducible split by episode; at least one validation episode when asked for any."""
+    order = np.random.default_rng(seed).permutation(num_episodes)
+    count = int(round(val_fraction * num_episodes))
+    if val_fraction > 0 and num_episodes > 1:
+        count = min(max(count, 1), num_episodes - 1)
+    return sorted(order[count:].tolist()), sorted(order[:count].tolist())
+
+
+class RobotDataModule(L.LightningDataModule):
+    """Clips of one or more datasets.
+
+    Args:
+        datasets: paths of LeRobot (v3.0 / v2.1) datasets or processed RLBench folders.
+        num_frames, stride, cameras, image_size: the clip shape (see `datamodules.clips.ClipConfig`).
+        batch_size, num_workers: the loaders; workers decode video in parallel processes.
+        val_fraction, split_seed: the share of episodes held out for validation, and its seed.
+    """
+
+    def __init__(
+        self,
+        datasets: list[str],
+        num_frames: int = 5,
+        stride: int = 4,
+        cameras: list[str] | None = None,
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.paths = [Path(p) for p in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
+        self.clip = ClipConfig(num_frames=num_frames, stride=stride, cameras=tuple(cameras) if cameras else None, image_size=image_size)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.sources: list[EpisodeSource] = []
+        self.train_set: ConcatDataset | None = None
+        self.val_set: ConcatDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.sources = [open_source(path) for path in self.paths]
+        train, val = [], []
+        for source in self.sources:
+            train_episodes, val_episodes = split_episodes(source.num_episodes, self.val_fraction, self.split_seed)
+            train.append(ClipDataset(source, train_episodes, self.clip))
+            if val_episodes:
+                val.append(ClipDataset(source, val_episodes, self.clip))
+        self.train_set = ConcatDataset(train)
+        self.val_set = ConcatDataset(val) if val else None
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        if self.val_set is None:
+            raise ValueError("no validation episodes: set val_fraction > 0 with at least two episodes")
+        return self._loader(self.val_set, shuffle=False)
+
+    def normalization_stats(self, keys: tuple[str, ...] = (STATE_KEY, ACTION_KEY)) -> dict[str, dict[str, torch.Tensor]]:
+        """mean / std / min / max of pose features over the datasets (first dataset's stats when
+        there is one; datasets must agree on the feature). Missing statistics raise."""
+        self.setup()
+        stats: dict[str, dict[str, torch.Tensor]] = {}
+        for key in keys:
+            for source in self.sources:
+                recorded = getattr(source, "stats", None)
+                if recorded is None:  # a layout without stats.json: compute from the poses
+                    recorded = {key: _pose_stats(source, key)}
+                if key not in recorded:
+                    raise KeyError(f"normalisation statistics for {key!r} are missing in {getattr(source, 'root', source)}")
+                entry = recorded[key]
+                missing = [s for s in ("mean", "std", "min", "max") if s not in entry]
+                if missing:
+                    raise KeyError(f"statistics {missing} of {key!r} are missing in {getattr(source, 'root', source)}")
+                stats.setdefault(key, {s: torch.tensor(entry[s], dtype=torch.float32) for s in ("mean", "std", "min", "max")})
+        return stats
+
+
+def _pose_stats(source: EpisodeSource, key: str) -> dict[str, list[float]]:
+    values = np.concatenate([source.poses(e, key) for e in range(source.num_episodes)])
+    return {"mean": values.mean(0).tolist(), "std": values.std(0).tolist(), "min": values.min(0).tolist(), "max": values.max(0).tolist()}
