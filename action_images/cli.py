@@ -21,6 +21,28 @@ def _roundtrip(args: argparse.Namespace) -> int:
     return 0 if figures["confident_fraction"] == 1.0 else 1
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from action_images.collect import CollectConfig, collect
+
+    tasks = tuple(t for item in args.task for t in item.split(",") if t)
+    summary = collect(
+        CollectConfig(
+            tasks=tasks, episodes=args.episodes, out=args.out, workers=args.workers, image_size=args.image_size,
+            cameras=tuple(args.cameras), wrist_camera=args.wrist_camera, camera_jitter=args.camera_jitter, seed=args.seed,
+        )
+    )
+    print(f"wrote {summary['episodes']} episodes of {', '.join(tasks)} to {args.out} in {summary['seconds']:.1f} s")
+    return 0
+
+
+def _viz(args: argparse.Namespace) -> int:
+    from action_images.viz import visualize
+
+    video, sheet = visualize(args.dataset, args.episode, args.out)
+    print(f"wrote {video} and {sheet}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="action-images",
@@ -42,6 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
     roundtrip.add_argument("--views", type=int, default=3, help="number of cameras (default: 3)")
     roundtrip.add_argument("--axis-length", type=float, default=0.1, help="tool-axis length ℓ in metres (default: 0.1)")
     roundtrip.set_defaults(run=_roundtrip)
+
+    collect = commands.add_parser(
+        "collect",
+        help="simulated demonstrations → a LeRobot v3.0 dataset with camera calibration",
+        description="Run the scripted expert of each task in the MuJoCo simulator and write the successful "
+        "episodes (RGB of every camera, per-frame intrinsics and camera-to-world extrinsics, end-effector "
+        "state and absolute actions, instructions) as one LeRobot v3.0 dataset. Atomic: an interrupted run "
+        "leaves no dataset behind.",
+    )
+    collect.add_argument("--task", nargs="+", required=True, help="task name(s): reach, push, pick_place, stack, turn (comma or space separated)")
+    collect.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
+    collect.add_argument("--out", type=Path, required=True, help="dataset folder to create")
+    collect.add_argument("--workers", type=int, default=1, help="simulation processes (default: 1)")
+    collect.add_argument("--image-size", type=int, default=128, help="square image size in pixels (default: 128)")
+    collect.add_argument("--cameras", nargs="+", default=["front", "left", "right"], help="fixed cameras (default: front left right)")
+    collect.add_argument("--wrist-camera", action="store_true", help="also record the camera on the hand")
+    collect.add_argument("--camera-jitter", type=float, default=0.0, help="random camera displacement range, metres (default: 0)")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the episode seeds (default: 0)")
+    collect.set_defaults(run=_collect)
+
+    viz = commands.add_parser(
+        "viz",
+        help="an episode's views with action images overlaid: mp4 + PNG contact sheet",
+        description="Render the end-effector poses of one episode into action images, overlay them on each "
+        "view's RGB and write an mp4 (views side by side) and a PNG contact sheet beside it.",
+    )
+    viz.add_argument("dataset", type=Path, help="a LeRobot v3.0/v2.1 dataset or a processed RLBench folder")
+    viz.add_argument("--episode", type=int, default=0, help="episode index (default: 0)")
+    viz.add_argument("--out", type=Path, required=True, help="output mp4 path (the PNG goes beside it)")
+    viz.set_defaults(run=_viz)
     return parser
 
 

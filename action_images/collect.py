@@ -1,0 +1,129 @@
+"""Simulated demonstrations → a LeRobot v3.0 dataset with calibration (SPEC §7, §8).
+
+Scripted experts run in the MuJoCo tasks; each frame records every camera's RGB and calibration, the
+measured end-effector pose (`observation.state`) and the commanded absolute target (`action`). Several
+tasks can go into one dataset. Worker processes simulate in parallel; the parent writes, atomically.
+Only successful demonstrations are kept; a failed seed is replaced by the next one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from datamodules.lerobot_writer import Episode, LeRobotWriter
+
+FPS = 10
+SEEDS_PER_TASK = 1_000_003  # seeds of different tasks never collide
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    tasks: tuple[str, ...]
+    episodes: int  # successful episodes per task
+    out: Path
+    workers: int = 1
+    image_size: int = 128
+    cameras: tuple[str, ...] = ("front", "left", "right")
+    wrist_camera: bool = False
+    camera_jitter: float = 0.0
+    seed: int = 0
+    max_attempts_factor: float = 2.0  # give up on a task after this many × episodes failed seeds
+
+
+def camera_names(config: CollectConfig) -> list[str]:
+    return list(config.cameras) + (["wrist"] if config.wrist_camera else [])
+
+
+_ENVIRONMENTS: dict[tuple, object] = {}
+
+
+def record_episode(config: CollectConfig, task: str, seed: int) -> Episode | None:
+    """Run the task's scripted expert once; the episode if it succeeded, else None."""
+    from action_images.sim import make_env, make_expert  # MuJoCo is loaded in the worker only
+
+    key = (task, config.image_size, config.cameras, config.wrist_camera, config.camera_jitter)
+    if key not in _ENVIRONMENTS:
+        _ENVIRONMENTS[key] = make_env(
+            task, image_size=config.image_size, cameras=config.cameras, wrist_camera=config.wrist_camera, camera_jitter=config.camera_jitter
+        )
+    env = _ENVIRONMENTS[key]
+    expert = make_expert(env)
+    observation, _ = env.reset(seed=seed)
+    expert.reset()
+    cameras = camera_names(config)
+    frames: list[dict] = []
+    actions: list[np.ndarray] = []
+    success = False
+    while True:
+        action = np.asarray(expert.act(observation), dtype=np.float32)
+        frames.append(observation)
+        actions.append(action)
+        observation, _, terminated, truncated, info = env.step(action)
+        success = bool(info.get("success", False))
+        if terminated or truncated:
+            break
+    if not success:
+        return None
+    frames.append(observation)  # the final, successful frame, holding the last target
+    actions.append(actions[-1])
+    return Episode(
+        instruction=frames[0]["instruction"],
+        images={c: np.stack([f["images"][c] for f in frames]) for c in cameras},
+        intrinsics={c: np.stack([f["intrinsics"][c] for f in frames]) for c in cameras},
+        extrinsics={c: np.stack([f["extrinsics"][c] for f in frames]) for c in cameras},
+        state=np.stack([f["ee_pose"] for f in frames]).astype(np.float32),
+        action=np.stack(actions),
+    )
+
+
+def _job(arguments: tuple[CollectConfig, str, int]) -> tuple[str, int, Episode | None]:
+    config, task, seed = arguments
+    return task, seed, record_episode(config, task, seed)
+
+
+def _jobs(config: CollectConfig, task: str, start: int, count: int) -> Iterator[tuple[CollectConfig, str, int]]:
+    base = config.seed * 7919 + config.tasks.index(task) * SEEDS_PER_TASK
+    for k in range(start, start + count):
+        yield config, task, base + k
+
+
+def collect(config: CollectConfig) -> dict[str, float]:
+    """Collect `episodes` successful demonstrations of each task into `config.out`."""
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # a fresh process per worker: no GL context crosses a fork
+    summary: dict[str, float] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with LeRobotWriter(config.out, fps=FPS, cameras=camera_names(config), image_size=(config.image_size,) * 2) as writer, Progress(*columns) as progress:
+        pool = context.Pool(config.workers) if config.workers > 1 else None
+        try:
+            for task in config.tasks:
+                bar = progress.add_task(f"collect {task}", total=config.episodes)
+                kept, tried = 0, 0
+                limit = int(config.episodes * config.max_attempts_factor) + 1
+                while kept < config.episodes:
+                    wanted = config.episodes - kept
+                    if tried + wanted > limit:
+                        raise RuntimeError(f"task {task!r}: the expert failed too often ({tried - kept} failures in {tried} seeds)")
+                    jobs = list(_jobs(config, task, tried, wanted))
+                    results = pool.imap(_job, jobs) if pool else map(_job, jobs)
+                    for _, _, episode in results:
+                        tried += 1
+                        if episode is not None:
+                            writer.add(episode)
+                            kept += 1
+                            progress.advance(bar)
+                summary[f"attempts_{task}"] = tried
+        finally:
+            if pool:
+                pool.close()
+                pool.join()
+    summary["seconds"] = time.perf_counter() - started
+    summary["episodes"] = len(config.tasks) * config.episodes
+    return summary
