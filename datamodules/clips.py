@@ -62,6 +62,9 @@ class ClipConfig:
     pose_key: str = STATE_KEY  # the poses drawn as action images: the measured end-effector pose
     axis_length: float = 0.1
     sigma_frac: float = 0.05
+    # Episodes kept decoded (at the clip's image size, uint8) per process. Decoding a whole short
+    # episode once costs less than seeking to a few frames of it for every clip; 0 decodes per clip.
+    cache_episodes: int = 256
 
 
 def clip_frame_indices(start: int, length: int, num_frames: int, stride: int) -> np.ndarray:
@@ -82,8 +85,30 @@ class ClipDataset(torch.utils.data.Dataset):
         self.has_actions = source.has_calibration and source.has_poses(config.pose_key)
         if self.has_actions:
             self.rotation_format = source.rotation_format(config.pose_key)  # undeclared → a clear error now
+        self._cache: dict[int, torch.Tensor] = {}
+        self._source_size: tuple[int, int] = (0, 0)
         lengths = np.array([source.episode_length(e) for e in self.episodes], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(lengths)])
+
+    def _decode(self, episode: int, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (V, K, 3, H, W) of the given frames, resized to the clip's image size."""
+        unique, inverse = np.unique(frames, return_inverse=True)
+        rgb = np.stack([self.source.frames(episode, camera, unique)[inverse] for camera in self.cameras])
+        self._source_size = rgb.shape[2:4]
+        rgb = torch.from_numpy(rgb).permute(0, 1, 4, 2, 3)
+        size = self.config.image_size
+        if size is None or rgb.shape[-2:] == (size, size):
+            return rgb
+        resized = torch.nn.functional.interpolate(rgb.flatten(0, 1).float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return resized.round_().clamp_(0, 255).to(torch.uint8).unflatten(0, rgb.shape[:2])
+
+    def _decoded_episode(self, episode: int) -> torch.Tensor:
+        cache = self._cache
+        if episode not in cache:
+            if len(cache) >= self.config.cache_episodes:
+                cache.pop(next(iter(cache)))  # oldest first
+            cache[episode] = self._decode(episode, np.arange(self.source.episode_length(episode)))
+        return cache[episode]
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -99,9 +124,13 @@ class ClipDataset(torch.utils.data.Dataset):
         episode, start = self.locate(index)
         length = self.source.episode_length(episode)
         frames = clip_frame_indices(start, length, self.config.num_frames, self.config.stride)
-        unique, inverse = np.unique(frames, return_inverse=True)
-        rgb = np.stack([self.source.frames(episode, camera, unique)[inverse] for camera in self.cameras])  # (V, K, H, W, 3)
-        rgb = torch.from_numpy(rgb).permute(0, 1, 4, 2, 3).float().div_(255)
+        if self.config.cache_episodes > 0:
+            rgb = self._decoded_episode(episode)[:, frames]
+        else:
+            rgb = self._decode(episode, frames)
+        source_height, source_width = self._source_size
+        rgb = rgb.float().div_(255)  # (V, K, 3, H, W)
+        height, width = rgb.shape[-2:]
         sample = {
             "rgb": rgb,
             "instruction": self.source.instruction(episode),
@@ -109,15 +138,10 @@ class ClipDataset(torch.utils.data.Dataset):
             "frame_index": torch.from_numpy(frames),
             "has_actions": self.has_actions,
         }
-        height, width = rgb.shape[-2:]
-        if self.config.image_size is not None and (height, width) != (self.config.image_size,) * 2:
-            size = self.config.image_size
-            sample["rgb"] = torch.nn.functional.interpolate(rgb.flatten(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False).unflatten(0, rgb.shape[:2]).clamp(0, 1)
-            height, width = size, size
         views, steps = len(self.cameras), len(frames)
         if self.has_actions:
             intrinsics, extrinsics = self.source.cameras_of(episode, self.cameras)
-            cameras = Cameras(torch.from_numpy(intrinsics[:, frames]), torch.from_numpy(extrinsics[:, frames]), rgb.shape[-2], rgb.shape[-1])
+            cameras = Cameras(torch.from_numpy(intrinsics[:, frames]), torch.from_numpy(extrinsics[:, frames]), source_height, source_width)
             cameras = cameras.resize(height, width)
             vectors = torch.from_numpy(np.asarray(self.source.poses(episode, self.config.pose_key)[frames], dtype=np.float32))
             pose = pose_from_vector(vectors, self.rotation_format)
