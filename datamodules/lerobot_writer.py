@@ -132,7 +132,12 @@ class LeRobotWriter:
             "dataset_to_index": start + length,
             "data/chunk_index": index // CHUNKS_SIZE,
             "data/file_index": 0,
+            # LeRobot needs these to append episodes or merge datasets (all metadata is in file-000).
+            "meta/episodes/chunk_index": 0,
+            "meta/episodes/file_index": 0,
         }
+        for name, values in columns.items():
+            record.update({f"stats/{name}/{stat}": value for stat, value in feature_stats(values.reshape(length, -1)).items()})
         for camera in self.cameras:
             frames = episode.images[camera]
             key = image_key(camera)
@@ -146,6 +151,7 @@ class LeRobotWriter:
             })
             picked = np.linspace(0, length - 1, min(VIDEO_STATS_FRAMES, length)).round().astype(int)
             self.image_samples[camera].append(frames[picked])
+            record.update({f"stats/{key}/{stat}": value for stat, value in image_stats(frames[picked]).items()})
         for name, values in columns.items():
             self.rows[name].append(values)
         self.episodes.append(record)
@@ -247,8 +253,7 @@ class LeRobotWriter:
     def _stats(self, columns: dict[str, np.ndarray]) -> dict:
         stats = {name: feature_stats(values.reshape(len(values), -1)) for name, values in columns.items()}
         for camera in self.cameras:
-            pixels = np.concatenate(self.image_samples[camera]).reshape(-1, 3).astype(np.float32) / 255.0
-            stats[image_key(camera)] = {key: [[[v]] for v in value] if key != "count" else value for key, value in feature_stats(pixels).items()}
+            stats[image_key(camera)] = image_stats(np.concatenate(self.image_samples[camera]))
         return stats
 
 
@@ -265,6 +270,12 @@ def feature_stats(values: np.ndarray) -> dict[str, list]:
     for q in QUANTILES:
         stats[f"q{round(q * 100):02d}"] = np.quantile(values, q, axis=0).tolist()
     return stats
+
+
+def image_stats(frames: np.ndarray) -> dict[str, list]:
+    """Per-channel statistics of uint8 frames (N, H, W, 3) on values / 255, shaped (3, 1, 1)."""
+    pixels = frames.reshape(-1, 3).astype(np.float32) / 255.0
+    return {key: value if key == "count" else [[[v]] for v in value] for key, value in feature_stats(pixels).items()}
 
 
 def _per_frame(values: dict[str, np.ndarray], camera: str, shape: tuple[int, int], length: int, index: int, what: str) -> np.ndarray:
