@@ -81,6 +81,7 @@ class ManipulationEnv(gym.Env):
             raise ValueError(f"image_size must lie in [8, {config.scene.max_image_size}], got {config.image_size}")
         self.task = task
         self.config = config
+        self.render_mode = "rgb_array"
         self.fps = FPS
         self.camera_specs = tuple(known[name] for name in config.cameras)
         wrist = WristCameraSpec() if config.wrist_camera else None
@@ -221,6 +222,18 @@ class ManipulationEnv(gym.Env):
         is_geom = ids[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)
         geoms = np.append(self._gripper_geoms, self._ee_marker) if ee_marker else self._gripper_geoms
         return is_geom & np.isin(ids[..., 0], geoms)
+
+    def depth(self, camera: str) -> np.ndarray:
+        """float32 (H, W): distance of the visible surface along the camera's optical axis, in metres."""
+        if camera not in self.camera_names:
+            raise ValueError(f"unknown camera {camera!r}; this env has {', '.join(self.camera_names)}")
+        renderer = self._get_renderer()
+        renderer.enable_depth_rendering()
+        try:
+            renderer.update_scene(self.data, camera=camera)
+            return renderer.render().astype(np.float32)
+        finally:
+            renderer.disable_depth_rendering()
 
     def close(self) -> None:
         if self._renderer is not None:

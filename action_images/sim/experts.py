@@ -65,6 +65,11 @@ def grasp_yaw(object_yaw: float, symmetry: float) -> float:
     return (object_yaw + symmetry / 2) % symmetry - symmetry / 2
 
 
+def nearest_equivalent(yaw: float, reference: float, symmetry: float) -> float:
+    """Of the yaws yaw + k·symmetry, the one closest to `reference` (so a symmetric grasp never flips)."""
+    return reference + (yaw - reference + symmetry / 2) % symmetry - symmetry / 2
+
+
 def yaw_of(rotation: np.ndarray) -> float:
     """Angle of the EE x axis in the table plane (the `yaw` of `top_down_rotation`)."""
     return math.atan2(rotation[1, 0], rotation[0, 0])
@@ -252,7 +257,8 @@ class PushExpert(WaypointExpert):
         direction = (goal - cube) / max(distance, 1e-9)
         contact = cube - direction * (self.task.cube_half + self.contact_offset)
         target = contact + direction * min(self.push_speed, distance)
-        return np.array([*target, GRASP_HEIGHT]), grasp_yaw(math.atan2(direction[1], direction[0]), math.pi)
+        yaw = nearest_equivalent(math.atan2(direction[1], direction[0]), yaw_of(self.cursor[1]), math.pi)
+        return np.array([*target, GRASP_HEIGHT]), yaw
 
 
 EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert, "stack": StackExpert, "turn": TurnExpert}

@@ -1,0 +1,210 @@
+"""The embedded simulator: observations, reproducibility, control, calibration, tasks and experts."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from action_images.sim import TASKS, make_env, make_expert
+from action_images.sim.calibration import Sighting, classify, project_ee
+from action_images.sim.geometry import matrix_to_quat_xyzw, quat_xyzw_to_matrix, rotation_angle, top_down_rotation
+from action_images.sim.scene import FINGER_BODIES
+from rendering.cameras import Cameras
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def env():
+    environment = make_env("pick_place", image_size=SIZE, wrist_camera=True)
+    yield environment
+    environment.close()
+
+
+def _run_expert(env, seed, on_obs=None):
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    while True:
+        if on_obs is not None:
+            on_obs(obs)
+        obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+        if terminated or truncated:
+            return info["success"], reward, env.steps
+
+
+def _is_rigid(transform):
+    rotation = transform[:3, :3].astype(np.float64)
+    return (
+        np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-5)
+        and np.isclose(np.linalg.det(rotation), 1.0, atol=1e-5)
+        and np.allclose(transform[3], [0, 0, 0, 1])
+    )
+
+
+def test_reset_and_step_shapes_and_dtypes(env):
+    obs, info = env.reset(seed=0)
+    assert env.camera_names == ("front", "left", "right", "wrist")
+    assert set(obs) == {"images", "intrinsics", "extrinsics", "ee_pose", "instruction"}
+    for camera in env.camera_names:
+        assert obs["images"][camera].shape == (SIZE, SIZE, 3) and obs["images"][camera].dtype == np.uint8
+        assert obs["images"][camera].std() > 5  # a scene, not a blank frame
+        assert obs["intrinsics"][camera].shape == (3, 3) and obs["intrinsics"][camera].dtype == np.float32
+        assert obs["extrinsics"][camera].shape == (4, 4) and obs["extrinsics"][camera].dtype == np.float32
+        assert _is_rigid(obs["extrinsics"][camera])
+        # pixel centres at integer coordinates: the principal point of a centred camera is (W - 1) / 2
+        assert obs["intrinsics"][camera][0, 2] == pytest.approx((SIZE - 1) / 2)
+    assert obs["ee_pose"].shape == (8,) and obs["ee_pose"].dtype == np.float32
+    assert np.linalg.norm(obs["ee_pose"][3:7]) == pytest.approx(1.0, abs=1e-5)
+    assert obs["ee_pose"][7] == pytest.approx(1.0, abs=0.01)  # the episode starts with the gripper open
+    assert isinstance(obs["instruction"], str) and obs["instruction"]
+    assert env.observation_space.contains(obs)
+    assert info["success"] is False
+
+    obs, reward, terminated, truncated, info = env.step(obs["ee_pose"])  # hold still
+    assert env.action_space.shape == (8,) and env.action_space.dtype == np.float32
+    assert reward == 0.0 and terminated is False and truncated is False and info["success"] is False
+    assert env.observation_space.contains(obs)
+
+
+def test_reset_with_a_seed_is_reproducible(env):
+    first, _ = env.reset(seed=11)
+    action = first["ee_pose"] + np.array([0.05, 0.0, -0.05, 0, 0, 0, 0, 0], dtype=np.float32)
+    first_next = env.step(action)[0]
+    second, _ = env.reset(seed=11)
+    second_next = env.step(action)[0]
+    assert first["instruction"] == second["instruction"]
+    for camera in env.camera_names:
+        np.testing.assert_array_equal(first["images"][camera], second["images"][camera])
+        np.testing.assert_array_equal(first_next["images"][camera], second_next["images"][camera])
+    np.testing.assert_array_equal(first_next["ee_pose"], second_next["ee_pose"])
+    other, _ = env.reset(seed=12)
+    assert not np.array_equal(other["images"]["front"], first["images"]["front"])
+
+
+def test_camera_jitter_is_seeded_and_bounded():
+    jittered = make_env("reach", image_size=SIZE, camera_jitter=0.03, render=False)
+    nominal = make_env("reach", image_size=SIZE, render=False)
+    a, b = jittered.reset(seed=3)[0], jittered.reset(seed=3)[0]
+    c = jittered.reset(seed=4)[0]
+    reference = nominal.reset(seed=3)[0]
+    for camera in ("front", "left", "right"):
+        np.testing.assert_array_equal(a["extrinsics"][camera], b["extrinsics"][camera])
+        assert not np.array_equal(a["extrinsics"][camera], c["extrinsics"][camera])
+        moved = np.abs(a["extrinsics"][camera][:3, 3] - reference["extrinsics"][camera][:3, 3])
+        assert 0 < moved.max() <= 0.03 + 1e-6
+
+
+def test_the_arm_tracks_an_absolute_ee_target():
+    env = make_env("reach", render=False)
+    obs, _ = env.reset(seed=0)
+    goal_position = obs["ee_pose"][:3] + np.array([0.12, -0.15, -0.12])
+    goal_rotation = top_down_rotation(0.6) @ quat_xyzw_to_matrix([0.0, math.sin(0.1), 0.0, math.cos(0.1)])  # tilted
+    action = np.concatenate([goal_position, matrix_to_quat_xyzw(goal_rotation), [0.0]]).astype(np.float32)
+    positions = []
+    for _ in range(15):
+        obs = env.step(action)[0]
+        positions.append(obs["ee_pose"][:3])
+    assert np.linalg.norm(obs["ee_pose"][:3] - goal_position) < 0.01
+    assert math.degrees(rotation_angle(quat_xyzw_to_matrix(obs["ee_pose"][3:7]), goal_rotation)) < 3.0
+    assert obs["ee_pose"][7] < 0.05  # closed
+    # smooth: no control step moves the EE further than the controller's per-step limit (and a margin)
+    steps = np.linalg.norm(np.diff(np.array(positions), axis=0), axis=1)
+    assert steps.max() < env.config.controller.max_linear_step + 0.02
+
+
+def test_ee_frame_convention():
+    """A top-down target with quaternion (xyzw) [1, 0, 0, 0]: the EE +z points down (approach), +y
+    from the right finger to the left finger, and the EE point sits between the fingers."""
+    env = make_env("reach", render=False)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        obs = env.step(np.array([0.5, 0.1, 0.25, 1, 0, 0, 0, 1], dtype=np.float32))[0]
+    rotation = quat_xyzw_to_matrix(obs["ee_pose"][3:7])
+    np.testing.assert_allclose(rotation[:, 2], [0, 0, -1], atol=0.02)
+    left, right = (env.data.xpos[env.model.body(name).id] for name in FINGER_BODIES)
+    opening = (left - right) / np.linalg.norm(left - right)
+    assert opening @ rotation[:, 1] > 0.99
+    midpoint = (left + right) / 2
+    along_approach = (obs["ee_pose"][:3] - midpoint) @ rotation[:, 2]
+    assert np.linalg.norm(np.cross(obs["ee_pose"][:3] - midpoint, rotation[:, 2])) < 1e-3
+    assert 0.0 < along_approach < 0.06
+
+
+def test_extrinsics_are_camera_to_world_opencv():
+    """Projecting the EE with the recorded calibration lands on gripper pixels (hand and fingers) in
+    at least one frame of every camera; the inverted extrinsics (world-to-camera) never do. (The reach
+    expert keeps the fingers closed, so the EE point between them is covered by the fingers.)"""
+    env = make_env("reach", image_size=SIZE, wrist_camera=True, render=False)
+    hits = {camera: 0 for camera in env.camera_names}
+    inverted_hits = {camera: 0 for camera in env.camera_names}
+    wrist_poses = []
+
+    def check(obs):
+        wrist_poses.append(obs["extrinsics"]["wrist"])
+        for camera in env.camera_names:
+            mask = env.segmentation(camera)
+            assert mask.shape == (SIZE, SIZE) and mask.dtype == bool
+            cameras = Cameras(torch.from_numpy(obs["intrinsics"][camera]), torch.from_numpy(obs["extrinsics"][camera]),
+                              SIZE, SIZE)
+            pixel, depth = cameras.project(torch.from_numpy(obs["ee_pose"][:3]).reshape(1, 3))
+            hits[camera] += classify(pixel[0].numpy(), float(depth[0]), mask) is Sighting.HIT
+            wrong = Cameras(cameras.intrinsics, cameras.world_to_camera, SIZE, SIZE)
+            pixel, depth = wrong.project(torch.from_numpy(obs["ee_pose"][:3]).reshape(1, 3))
+            inverted_hits[camera] += classify(pixel[0].numpy(), float(depth[0]), mask) is Sighting.HIT
+
+    _run_expert(env, seed=0, on_obs=check)
+    assert all(count > 0 for count in hits.values()), hits
+    assert all(count == 0 for count in inverted_hits.values()), inverted_hits
+    assert not np.allclose(wrist_poses[0], wrist_poses[-1], atol=1e-3)  # the wrist camera moves
+
+
+def test_ee_marker_makes_every_view_hit(env):
+    obs, _ = env.reset(seed=1)
+    for camera in env.camera_names:
+        pixel, depth = project_ee(obs, camera, SIZE)
+        sighting = classify(pixel, depth, env.segmentation(camera, ee_marker=True), env.depth(camera))
+        assert sighting is Sighting.HIT, camera
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_expert_succeeds(task):
+    env = make_env(task, render=False)
+    for seed in (0, 1):
+        success, reward, steps = _run_expert(env, seed)
+        assert success and reward == 1.0, f"{task} seed {seed} failed after {steps} steps"
+        assert steps < env.max_steps
+
+
+def test_instructions_vary_with_the_seed():
+    env = make_env("stack", render=False)
+    instructions = {env.reset(seed=seed)[0]["instruction"] for seed in range(12)}
+    assert len(instructions) >= 4
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known tasks: reach, push, pick_place, stack, turn"):
+        make_env("juggle")
+
+
+def test_unknown_camera_is_an_error():
+    with pytest.raises(ValueError, match="known fixed cameras"):
+        make_env("reach", cameras=("top",))
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        (np.zeros(7), r"shape \(8,\)"),
+        (np.zeros((2, 8)), r"shape \(8,\)"),
+        (np.array([0.5, 0, 0.2, 1, 0, 0, 0, np.nan]), "NaN"),
+        (np.array([0.5, 0, np.inf, 1, 0, 0, 0, 1]), "NaN or infinity"),
+        (np.array([0.5, 0, 0.2, 0, 0, 0, 0, 1]), "zero norm"),
+    ],
+)
+def test_malformed_action_is_a_clear_error(action, message):
+    env = make_env("reach", render=False)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
