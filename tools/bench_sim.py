@@ -118,7 +118,8 @@ def main() -> None:
     kind = "render" if args.render else "physics"
     figures[f"ms_per_step_{kind}"] = sum(figures[f"ms_per_step_{kind}_{task}"] for task in TASKS) / len(TASKS)
     if not args.render:
-        figures["ms_per_step_render"] = sum(rendering_ms(task, args.timing_episodes, args.size) for task in TASKS) / len(TASKS)
+        timed = [rendering_ms(task, args.timing_episodes, args.size) for task in TASKS]
+        figures["ms_per_step_render"] = sum(timed) / len(timed)
     print(f"ms per control step: physics only {figures.get('ms_per_step_physics', float('nan')):.2f}, "
           f"with 3 cameras at {args.size}² {figures['ms_per_step_render']:.2f}")
 

@@ -19,7 +19,12 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first `import mujoco`
 
-from action_images.sim.controller import ACTION_SIZE, ControllerConfig, EndEffectorController, validate_action  # noqa: E402
+from action_images.sim.controller import (  # noqa: E402
+    ACTION_SIZE,
+    ControllerConfig,
+    EndEffectorController,
+    validate_action,
+)
 from action_images.sim.env import FPS, EnvConfig, ManipulationEnv, make_env  # noqa: E402
 from action_images.sim.experts import EXPERTS, WaypointExpert, make_expert  # noqa: E402
 from action_images.sim.scene import DEFAULT_CAMERAS, CameraSpec, SceneConfig, WristCameraSpec  # noqa: E402

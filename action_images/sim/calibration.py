@@ -13,6 +13,7 @@ from enum import Enum
 import numpy as np
 import torch
 
+from action_images.sim.scene import EE_MARKER_RADIUS
 from rendering.cameras import Cameras
 
 
@@ -34,12 +35,13 @@ def project_ee(obs: dict, camera: str, image_size: int) -> tuple[np.ndarray, flo
 
 
 def classify(pixel: np.ndarray, depth: float, mask: np.ndarray, depth_image: np.ndarray | None = None,
-             tolerance: float = 2.0, occlusion_margin: float = 0.01) -> Sighting:
+             tolerance: float = 2.0, occlusion_margin: float = EE_MARKER_RADIUS) -> Sighting:
     """Where a projected point (u, v) at `depth` falls relative to a gripper mask (H, W).
 
     With the rendered `depth_image` (H, W, metres along the optical axis), a point whose pixel shows a
     surface more than `occlusion_margin` in front of it is hidden (e.g. the EE inside a grasped bar)
-    and counts as occluded rather than missed.
+    and counts as occluded rather than missed; the default margin, the EE marker's radius, is where
+    such a surface hides the marker's centre too.
     """
     height, width = mask.shape
     inside = depth > 0 and -0.5 <= pixel[0] <= width - 0.5 and -0.5 <= pixel[1] <= height - 0.5

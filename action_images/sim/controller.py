@@ -39,7 +39,9 @@ class ControllerConfig:
     rotation_weight: float = 0.3  # metres per radian: how much an orientation error counts
     posture_gain: float = 0.2  # null-space pull towards the home posture, per iteration
     joint_limit_margin: float = 0.03  # radians kept clear of each joint limit
-    workspace_low: tuple[float, float, float] = (0.15, -0.55, 0.0)  # targets are clipped to this box
+    # Targets are clipped to this box; its floor keeps a top-down gripper's fingertips (5 cm beyond the
+    # EE point) from being driven into the table.
+    workspace_low: tuple[float, float, float] = (0.15, -0.55, 0.04)
     workspace_high: tuple[float, float, float] = (0.85, 0.55, 0.65)
 
 

@@ -25,6 +25,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: offscreen rendering without a display
 
+import dataclasses  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
@@ -59,7 +60,9 @@ class EnvConfig:
     image_size: int = 128
     cameras: tuple[str, ...] = ("front", "left", "right")  # fixed cameras, rendered in this order
     wrist_camera: bool = False  # also render the camera on the hand, named "wrist"
-    camera_jitter: float = 0.0  # metres (eye position, per axis) and radians (view, per axis), uniform ±
+    # Fixed cameras only (the wrist camera is mounted): the eye moves by up to this many metres per
+    # axis and the view turns by up to this many radians about each camera axis, uniformly, per reset.
+    camera_jitter: float = 0.0
     max_steps: int | None = None  # None: the task's default
     render: bool = True  # False: no images in observations (physics and calibration only)
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -85,7 +88,7 @@ class ManipulationEnv(gym.Env):
         self.fps = FPS
         self.camera_specs = tuple(known[name] for name in config.cameras)
         wrist = WristCameraSpec() if config.wrist_camera else None
-        scene = SceneConfig(**{**config.scene.__dict__, "cameras": self.camera_specs, "wrist_camera": wrist})
+        scene = dataclasses.replace(config.scene, cameras=self.camera_specs, wrist_camera=wrist)
         self.camera_names = tuple(config.cameras) + ((wrist.name,) if wrist else ())
         self.model = load_model(build_scene_xml(task.objects_xml(), scene, model_name=f"action_images_{task.name}"))
         self.data = mujoco.MjData(self.model)
@@ -110,14 +113,17 @@ class ManipulationEnv(gym.Env):
             high=np.array([*high, 1, 1, 1, 1, 1], dtype=np.float32),
             dtype=np.float32,
         )
-        per_camera = lambda space: gym.spaces.Dict({name: space for name in self.camera_names})  # noqa: E731
-        images = per_camera(gym.spaces.Box(0, 255, (size, size, 3), np.uint8)) if self.config.render else gym.spaces.Dict({})
+        def per_camera(space: gym.Space) -> gym.spaces.Dict:
+            return gym.spaces.Dict({name: space for name in self.camera_names})
+
+        image = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+        characters = "".join(sorted(gym.spaces.text.alphanumeric)) + " ,.'-"
         self.observation_space = gym.spaces.Dict({
-            "images": images,
+            "images": per_camera(image) if self.config.render else gym.spaces.Dict({}),
             "intrinsics": per_camera(gym.spaces.Box(-np.inf, np.inf, (3, 3), np.float32)),
             "extrinsics": per_camera(gym.spaces.Box(-np.inf, np.inf, (4, 4), np.float32)),
             "ee_pose": gym.spaces.Box(-np.inf, np.inf, (8,), np.float32),
-            "instruction": gym.spaces.Text(max_length=200, charset="".join(sorted(gym.spaces.text.alphanumeric)) + " ,.'-"),
+            "instruction": gym.spaces.Text(max_length=200, charset=characters),
         })
 
     # --- episode ----------------------------------------------------------------------------------

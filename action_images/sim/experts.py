@@ -2,12 +2,13 @@
 
 An expert reads the task's state from the simulator (privileged information a policy does not get)
 and walks through phases — approach, descend, grasp, lift, move, place, release, retreat. Each phase
-has a goal pose (top-down, with a yaw) and a gripper command; its goal is fixed when the phase begins.
+has a goal pose (top-down, with a yaw) and a gripper command; its goal is fixed when the phase begins,
+or re-evaluated every step for the closed-loop phases (pushing, turning).
 The expert's action is a *cursor* that moves towards the phase goal by at most `linear_speed` metres
 and `angular_speed` radians per step, so consecutive actions are close together and each one is
 about where the EE will be one step later — what an action-image dataset should record. A phase ends
 when the cursor has arrived, the EE is within `tolerance` of it and `hold` more steps have passed (to
-let the fingers close or open), or after `timeout` steps.
+let the fingers close or open), when its `until` condition holds, or after `timeout` steps.
 
     expert = make_expert(env)
     obs, _ = env.reset(seed=0)
@@ -125,7 +126,7 @@ class WaypointExpert:
             speed = phase.linear_speed or self.linear_speed
             self.cursor = step_towards(*self.cursor, *self._goal, speed, self.angular_speed)
             arrived = (
-                np.allclose(self.cursor[0], self._goal[0]) and rotation_angle(self.cursor[1], self._goal[1]) < 1e-6
+                np.allclose(self.cursor[0], self._goal[0]) and rotation_angle(self.cursor[1], self._goal[1]) < 1e-4
                 and np.linalg.norm(ee[:3] - self._goal[0]) < phase.tolerance
                 and rotation_angle(quat_xyzw_to_matrix(ee[3:7]), self._goal[1]) < phase.angle_tolerance
             )
@@ -216,7 +217,6 @@ class TurnExpert(WaypointExpert):
             Phase("retreat", self._here(CARRY_HEIGHT + 0.02), OPEN, timeout=40),
         ]
 
-
     def _remaining(self) -> float:
         """How far the handle still has to turn (radians). Closing the loop on the handle's angle, not
         the wrist's, absorbs the few degrees of play between the fingers and the bar."""
@@ -232,11 +232,10 @@ class PushExpert(WaypointExpert):
     push_speed = 0.025
 
     def phases(self) -> list[Phase]:
-        task, data = self.task, self._data()
         cube, goal = self._cube_and_goal()
         direction = (goal - cube) / np.linalg.norm(goal - cube)
         yaw = grasp_yaw(math.atan2(direction[1], direction[0]), math.pi)  # the closed fingers push alike both ways
-        behind = cube - direction * (task.cube_half + self.contact_offset + 0.03)
+        behind = cube - direction * (self.task.cube_half + self.contact_offset + 0.03)
         on_goal = lambda: float(np.linalg.norm(np.subtract(*self._cube_and_goal()))) < 0.008  # noqa: E731
         return [
             Phase("approach", self._fixed([*behind, CARRY_HEIGHT], yaw), CLOSED, tolerance=0.02),
@@ -261,7 +260,13 @@ class PushExpert(WaypointExpert):
         return np.array([*target, GRASP_HEIGHT]), yaw
 
 
-EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert, "stack": StackExpert, "turn": TurnExpert}
+EXPERTS = {
+    "reach": ReachExpert,
+    "push": PushExpert,
+    "pick_place": PickPlaceExpert,
+    "stack": StackExpert,
+    "turn": TurnExpert,
+}
 
 
 def make_expert(env) -> WaypointExpert:

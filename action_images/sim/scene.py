@@ -62,8 +62,8 @@ def franka_asset_dir() -> Path:
     directory = next((c for c in candidates if (c / "chain.xml").is_file()), None)
     if directory is None:
         raise FileNotFoundError(
-            "the Franka Panda model files (gymnasium_robotics/envs/assets/kitchen_franka/franka_assets) were not found; "
-            "install gymnasium-robotics (pip install gymnasium-robotics)"
+            "the Franka Panda model files (gymnasium_robotics/envs/assets/kitchen_franka/franka_assets) "
+            "were not found; install gymnasium-robotics (pip install gymnasium-robotics)"
         )
     return directory
 
@@ -99,9 +99,10 @@ class WristCameraSpec:
     fovy: float = 70.0
 
 
-def mujoco_camera_quat(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+def mujoco_camera_quat(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
     """Orientation (wxyz) of a MuJoCo camera at `eye` looking at `target`: its −z axis points at the
-    target and its +y axis is as close to `up` as possible."""
+    target and its +y axis is as close to `up` (default world +z) as possible."""
+    up = np.array([0.0, 0.0, 1.0]) if up is None else up
     forward = target - eye
     forward = forward / np.linalg.norm(forward)
     right = np.cross(forward, up)
@@ -175,33 +176,40 @@ def _read_include(name: str) -> ET.Element:
 
 
 def _robot_elements(config: SceneConfig) -> tuple[list[ET.Element], ET.Element, list[ET.Element]]:
-    """(asset/default elements, the robot's root body, actuator elements), edited as the module says."""
-    assets = [child for child in _read_include("assets.xml") if child.tag not in ("compiler", "option")]
-    for default in assets:
-        for element in default.iter("default"):
-            if element.get("class") == "panda_col":
-                geom = element.find("geom")
-                geom.set("contype", "0")
-                geom.set("conaffinity", "0")
-            if element.get("class") == "panda_arm":
-                element.find("joint").set("damping", f"{config.arm_damping:g}")
-            if element.get("class") == "panda_forearm":
-                element.find("joint").set("damping", f"{config.forearm_damping:g}")
+    """The robot's (asset and default sections, root body, actuators), edited as the module says."""
     if config.arm_meshes not in ("collision", "visual"):
         raise ValueError(f"arm_meshes must be 'collision' or 'visual', got {config.arm_meshes!r}")
-    chain = _read_include("chain.xml")
-    base = chain.find("body")
-    if config.arm_meshes == "collision":
-        for geom in base.iter("geom"):
-            mesh = geom.get("mesh", "")
-            if mesh.startswith("link") and mesh.endswith("_viz"):
-                geom.set("mesh", mesh.replace("_viz", "_col"))
+    # assets.xml also sets <compiler> (a relative meshdir) and <option>; the scene sets its own.
+    sections = [child for child in _read_include("assets.xml") if child.tag not in ("compiler", "option")]
+    for section in sections:
+        _edit_defaults(section, config)
+    base = _read_include("chain.xml").find("body")
+    _edit_chain(base, config)
+    return sections, base, list(_read_include("actuator.xml"))
+
+
+def _edit_defaults(section: ET.Element, config: SceneConfig) -> None:
+    for element in section.iter("default"):
+        kind = element.get("class")
+        if kind == "panda_col":  # arm links do not collide (the hand is switched back on in _edit_chain)
+            element.find("geom").set("contype", "0")
+            element.find("geom").set("conaffinity", "0")
+        elif kind == "panda_arm":
+            element.find("joint").set("damping", f"{config.arm_damping:g}")
+        elif kind == "panda_forearm":
+            element.find("joint").set("damping", f"{config.forearm_damping:g}")
+
+
+def _edit_chain(base: ET.Element, config: SceneConfig) -> None:
     for body in base.iter("body"):
         body.set("gravcomp", "1")
     for geom in base.iter("geom"):
-        if geom.get("mesh") == "hand_col":  # the hand may touch objects; the arm links may not
+        mesh = geom.get("mesh", "")
+        if mesh == "hand_col":  # the hand may touch objects
             geom.set("contype", "1")
             geom.set("conaffinity", "1")
+        if config.arm_meshes == "collision" and mesh.startswith("link") and mesh.endswith("_viz"):
+            geom.set("mesh", mesh.replace("_viz", "_col"))
     link7 = next(body for body in base.iter("body") if body.get("name") == HAND_BODY)
     site = next(site for site in link7.iter("site") if site.get("name") == EE_SITE)
     site.set("group", "3")  # keep the site's sphere out of the images
@@ -215,8 +223,6 @@ def _robot_elements(config: SceneConfig) -> tuple[list[ET.Element], ET.Element, 
             link7, "camera", name=config.wrist_camera.name, pos=_fmt(position), quat=_fmt(quat),
             fovy=f"{config.wrist_camera.fovy:g}",
         )
-    actuators = list(_read_include("actuator.xml"))
-    return assets, base, actuators
 
 
 def _fmt(values) -> str:
@@ -233,8 +239,7 @@ _SCENE_TEMPLATE = """
     <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0 0 0"/>
   </visual>
   <asset>
-    <texture name="table_wood" type="2d" builtin="flat" rgb1="0.62 0.52 0.42" width="16" height="16"/>
-    <material name="table" texture="table_wood" rgba="1 1 1 1" specular="0.1"/>
+    <material name="table" rgba="0.5 0.42 0.34 1" specular="0.1"/>
     <material name="floor" rgba="0.25 0.27 0.3 1"/>
   </asset>
   <worldbody>

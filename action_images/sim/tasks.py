@@ -20,7 +20,6 @@ that yaws by ±90°.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -104,6 +103,11 @@ class Task:
         data.qpos[address + 3 : address + 7] = _yaw_quat_wxyz(yaw)
         data.qvel[joint.dofadr[0] : joint.dofadr[0] + 6] = 0.0
 
+    def _place_cube(self, data: mujoco.MjData, body: str, xy: np.ndarray, rng: np.random.Generator,
+                    half: float = CUBE_HALF) -> None:
+        """A cube resting on the table at `xy`, turned by a random yaw (all yaws up to its symmetry)."""
+        self._set_free_body(data, body, np.array([*xy, TABLE_HEIGHT + half]), rng.uniform(-math.pi / 4, math.pi / 4))
+
     def _set_colour(self, geom: str, colour: str) -> None:
         self.model.geom(geom).rgba[:3] = COLOURS[colour]
 
@@ -135,8 +139,12 @@ def _pick_colours(rng: np.random.Generator, count: int) -> list[str]:
 class Reach(Task):
     name = "reach"
     max_steps = 40
-    templates = ("touch the {colour} target", "reach the {colour} ball", "move the gripper to the {colour} sphere",
-                 "go to the {colour} target")
+    templates = (
+        "touch the {colour} target",
+        "reach the {colour} ball",
+        "move the gripper to the {colour} sphere",
+        "go to the {colour} target",
+    )
     num_targets = 3
     radius = 0.02
     tolerance = 0.03
@@ -170,8 +178,12 @@ class Reach(Task):
 class Push(Task):
     name = "push"
     max_steps = 60
-    templates = ("push the cube into the {goal} square", "slide the {cube} block onto the {goal} square",
-                 "push the {cube} cube to the {goal} area", "move the {cube} cube into the {goal} region by pushing it")
+    templates = (
+        "push the cube into the {goal} square",
+        "slide the {cube} block onto the {goal} square",
+        "push the {cube} cube to the {goal} area",
+        "move the {cube} cube into the {goal} region by pushing it",
+    )
     cube_half = 0.025
     goal_half = 0.045
     tolerance = 0.035  # the cube centre must be this close to the goal centre (inside the square)
@@ -199,15 +211,20 @@ class Push(Task):
 
     def success(self, data: mujoco.MjData) -> bool:
         cube, goal = self.body_position(data, "cube"), self.body_position(data, "goal")
-        return bool(np.linalg.norm(cube[:2] - goal[:2]) < self.tolerance and self.resting_on_table(data, "cube", self.cube_half))
+        on_goal = np.linalg.norm(cube[:2] - goal[:2]) < self.tolerance
+        return bool(on_goal and self.resting_on_table(data, "cube", self.cube_half))
 
 
 # --- pick and place -----------------------------------------------------------------------------
 class PickPlace(Task):
     name = "pick_place"
     max_steps = 70
-    templates = ("put the {cube} cube on the {pad} pad", "place the {cube} block onto the {pad} pad",
-                 "pick up the {cube} cube and put it on the {pad} mat", "move the {cube} cube to the {pad} pad")
+    templates = (
+        "put the {cube} cube on the {pad} pad",
+        "place the {cube} block onto the {pad} pad",
+        "pick up the {cube} cube and put it on the {pad} mat",
+        "move the {cube} cube to the {pad} pad",
+    )
     pad_half = 0.06
 
     def objects_xml(self) -> str:
@@ -218,8 +235,8 @@ class PickPlace(Task):
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> str:
         colours = _pick_colours(rng, 3)
         cube0, cube1, pad = _sample_positions(rng, 3, 0.13)
-        self._set_free_body(data, "cube0", np.array([*cube0, TABLE_HEIGHT + CUBE_HALF]), rng.uniform(-math.pi / 4, math.pi / 4))
-        self._set_free_body(data, "cube1", np.array([*cube1, TABLE_HEIGHT + CUBE_HALF]), rng.uniform(-math.pi / 4, math.pi / 4))
+        self._place_cube(data, "cube0", cube0, rng)
+        self._place_cube(data, "cube1", cube1, rng)
         data.mocap_pos[self.model.body("pad").mocapid[0]] = [*pad, TABLE_HEIGHT]
         for geom, colour in zip(("cube0", "cube1", "pad"), colours):
             self._set_colour(geom, colour)
@@ -229,15 +246,20 @@ class PickPlace(Task):
     def success(self, data: mujoco.MjData) -> bool:
         cube, pad = self.body_position(data, self.target_cube), self.body_position(data, "pad")
         inside = bool(np.all(np.abs(cube[:2] - pad[:2]) < self.pad_half))
-        return inside and self.resting_on_table(data, self.target_cube) and not self.touches_gripper(data, self.target_cube)
+        released = not self.touches_gripper(data, self.target_cube)
+        return inside and released and self.resting_on_table(data, self.target_cube)
 
 
 # --- stack --------------------------------------------------------------------------------------
 class Stack(Task):
     name = "stack"
     max_steps = 70
-    templates = ("stack the {top} cube on the {bottom} cube", "put the {top} block on top of the {bottom} block",
-                 "place the {top} cube onto the {bottom} one", "pick up the {top} cube and stack it on the {bottom} cube")
+    templates = (
+        "stack the {top} cube on the {bottom} cube",
+        "put the {top} block on top of the {bottom} block",
+        "place the {top} cube onto the {bottom} one",
+        "pick up the {top} cube and stack it on the {bottom} cube",
+    )
 
     def objects_xml(self) -> str:
         return _cube_xml("cube0") + _cube_xml("cube1")
@@ -246,8 +268,7 @@ class Stack(Task):
         colours = _pick_colours(rng, 2)
         positions = _sample_positions(rng, 2, 0.12)
         for i in range(2):
-            self._set_free_body(data, f"cube{i}", np.array([*positions[i], TABLE_HEIGHT + CUBE_HALF]),
-                                rng.uniform(-math.pi / 4, math.pi / 4))
+            self._place_cube(data, f"cube{i}", positions[i], rng)
             self._set_colour(f"cube{i}", colours[i])
         top = int(rng.integers(2))
         self.top_cube, self.bottom_cube = f"cube{top}", f"cube{1 - top}"
@@ -267,8 +288,12 @@ class Turn(Task):
 
     name = "turn"
     max_steps = 60
-    templates = ("turn the handle 90 degrees {direction}", "rotate the {colour} handle a quarter turn {direction}",
-                 "twist the {colour} knob {direction} by 90 degrees", "turn the {colour} handle {direction}")
+    templates = (
+        "turn the handle 90 degrees {direction}",
+        "rotate the {colour} handle a quarter turn {direction}",
+        "twist the {colour} knob {direction} by 90 degrees",
+        "turn the {colour} handle {direction}",
+    )
     bar_height = 0.08  # height of the bar's axis above the table
     bar_half = (0.055, 0.012, 0.012)
     tolerance = math.radians(10)
