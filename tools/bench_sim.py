@@ -120,8 +120,8 @@ def main() -> None:
     if not args.render:
         timed = [rendering_ms(task, args.timing_episodes, args.size) for task in TASKS]
         figures["ms_per_step_render"] = sum(timed) / len(timed)
-    print(f"ms per control step: physics only {figures.get('ms_per_step_physics', float('nan')):.2f}, "
-          f"with 3 cameras at {args.size}² {figures['ms_per_step_render']:.2f}")
+    physics = f"physics only {figures['ms_per_step_physics']:.2f}, " if "ms_per_step_physics" in figures else ""
+    print(f"ms per control step: {physics}with 3 cameras at {args.size}² {figures['ms_per_step_render']:.2f}")
 
     totals = {"marker": {}, "gripper_only": {}}
     for task in TASKS:
