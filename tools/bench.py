@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 TOOLS = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_rendering.py"]
+BENCHMARKS = ["bench_rendering.py", "bench_sim.py", "bench_data.py"]
 
 if __name__ == "__main__":
     for script in BENCHMARKS:

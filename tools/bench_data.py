@@ -1,0 +1,145 @@
+"""Benchmark of the data layer: collection throughput, data-loader throughput against the training
+step it feeds, and the simulator's figures (expert success, calibration) from `bench_sim.py`.
+
+    python tools/bench_data.py [--episodes 100]
+
+Writes benchmarks/results/data.json and the "data" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from action_images.collect import CollectConfig, collect  # noqa: E402
+from datamodules.datamodule import RobotDataModule  # noqa: E402
+from tools.benchlib import RESULTS, machine_line, markdown_table, update_section, write_results  # noqa: E402
+
+# The default CPU clip (the `sim_cpu` data shape): 3 views, current + 4 future frames 3 apart, 32².
+CLIP = dict(num_frames=5, stride=3, image_size=32)
+BATCH = 16
+
+
+def loader_throughput(dataset: Path, workers: int, batches: int = 40) -> dict[str, float]:
+    """Samples per second over two passes of `batches`: the first decodes episodes, the second
+    reads the per-worker cache, as every epoch after the first does."""
+    module = RobotDataModule([str(dataset)], batch_size=BATCH, num_workers=workers, val_fraction=0.0, **CLIP)
+    loader = module.train_dataloader()
+    figures = {}
+    iterator = iter(loader)
+    for name in ("first_pass", "warm"):
+        start = time.perf_counter()
+        for _ in range(batches):
+            try:
+                next(iterator)
+            except StopIteration:
+                iterator = iter(loader)
+                next(iterator)
+        figures[name] = batches * BATCH / (time.perf_counter() - start)
+    del iterator
+    return figures
+
+
+def stand_in_step(views: int = 3, tokens_per_view: int = 48, width: int = 256, layers: int = 4, steps: int = 20) -> float:
+    """Samples per second consumed by a stand-in training step of the `sim_cpu` input size: a
+    4-layer transformer (≈3 M parameters) over 3 views × 48 tokens (32² clips, patch 2×8×8), AdamW,
+    batch 16. Replaced by the real `sim_cpu` step once the model exists."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=4 * width, batch_first=True, norm_first=True)
+    model = torch.nn.Sequential(torch.nn.Linear(3 * 2 * 8 * 8, width), torch.nn.TransformerEncoder(layer, layers), torch.nn.Linear(width, 3 * 2 * 8 * 8))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    tokens = torch.randn(BATCH, views * tokens_per_view, 3 * 2 * 8 * 8)
+    times = []
+    for step in range(steps + 3):
+        start = time.perf_counter()
+        loss = (model(tokens) - tokens).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= 3:
+            times.append(time.perf_counter() - start)
+    return BATCH / (sum(times) / len(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=100, help="pick_place episodes to collect (default 100)")
+    args = parser.parse_args()
+    console = Console()
+    work = Path(tempfile.mkdtemp(prefix="bench_data_"))
+    try:
+        console.print(f"collect: {args.episodes} pick_place episodes, 128², 3 cameras, 2 workers")
+        dataset = work / "pick_place"
+        summary = collect(CollectConfig(tasks=("pick_place",), episodes=args.episodes, out=dataset, workers=2))
+        console.print("loader: 0 and 2 workers")
+        loader = {workers: loader_throughput(dataset, workers) for workers in (0, 2)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    train_samples_per_s = stand_in_step()
+
+    sim_path = RESULTS / "sim.json"
+    sim = json.loads(sim_path.read_text()) if sim_path.exists() else {}
+    figures = {
+        **{key: value for key, value in sim.items() if key.startswith(("expert_success_", "calibration_hit_rate"))},
+        f"collect_pick_place_{args.episodes}_s": summary["seconds"],
+        "collect_episodes_per_minute": 60 * args.episodes / summary["seconds"],
+        "collect_episodes_per_minute_per_core": 60 * args.episodes / summary["seconds"] / 2,
+        "loader_samples_per_s": loader[2]["warm"],
+        "loader_samples_per_s_first_pass": loader[2]["first_pass"],
+        "loader_samples_per_s_0_workers": loader[0]["warm"],
+        "loader_samples_per_s_0_workers_first_pass": loader[0]["first_pass"],
+        "train_samples_per_s": train_samples_per_s,
+        "train_samples_per_s_is_stand_in": True,
+        "loader_over_train": loader[2]["warm"] / train_samples_per_s,
+    }
+    path = write_results("data", figures)
+
+    experts = [[key.removeprefix("expert_success_"), f"{100 * value:.0f} %"] for key, value in sorted(sim.items()) if key.startswith("expert_success_")]
+    calibration = [[key.removeprefix("calibration_hit_rate_") or "worst camera", f"{100 * value:.1f} %"] for key, value in sorted(sim.items()) if key.startswith("calibration_hit_rate")]
+    markdown = f"""
+## Data: simulator, collection, loader
+
+Command: `make bench` (this section: `python tools/bench_sim.py && python tools/bench_data.py --episodes {args.episodes}`),
+on {machine_line()}. Results: `benchmarks/results/data.json` (and `sim.json`).
+
+Scripted experts over 100 seeds each (`tools/bench_sim.py`):
+
+{markdown_table(["task", "success"], experts) if experts else "(run tools/bench_sim.py)"}
+
+Calibration: the end-effector position projected with the recorded calibration lands within 2 px of a
+gripper pixel of MuJoCo's segmentation render:
+
+{markdown_table(["camera", "frames hit"], calibration) if calibration else "(run tools/bench_sim.py)"}
+
+Collection and loading (the default CPU clip: 3 views × 5 frames, stride 3, 32², batch {BATCH}):
+
+{markdown_table(["what", "figure"], [
+    [f"collect {args.episodes} pick_place episodes, 128², 3 cameras, 2 workers", f"{summary['seconds']:.1f} s ({figures['collect_episodes_per_minute']:.0f} episodes/min, {figures['collect_episodes_per_minute_per_core']:.0f} per core)"],
+    ["loader, 2 workers, first pass (decodes each episode once)", f"{loader[2]['first_pass']:.0f} samples/s"],
+    ["loader, 2 workers, later epochs (episodes cached per worker)", f"{loader[2]['warm']:.0f} samples/s"],
+    ["loader, 0 workers, first pass / later", f"{loader[0]['first_pass']:.0f} / {loader[0]['warm']:.0f} samples/s"],
+    ["training step consumption (stand-in of the sim_cpu input size, see below)", f"{train_samples_per_s:.0f} samples/s"],
+    ["loader ÷ training step", f"{figures['loader_over_train']:.1f}×"],
+])}
+
+The training-step figure is a stand-in until the model lands: a 4-layer transformer (width 256, ≈3 M
+parameters) over the same token count as the `sim_cpu` canvas (3 views × 48 tokens), AdamW, batch {BATCH}.
+Loader and step are measured one after the other, each with both cores.
+"""
+    update_section("data", markdown)
+    console.print(markdown)
+    console.print(f"wrote {path} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
