@@ -264,28 +264,14 @@ def decode_action_images(
     views_seen = fit.valid.sum(-3)  # (..., T, 3)
     seen = fit.valid.any(-1)  # (..., V, T): the view shows this frame's action image
     gripper = gripper_from_background(images[..., 2, :, :], seen)
-    rotations = rotations_from_points(points)
-    positions = points[..., 0, :]
-    axis_lengths = torch.stack(
-        [(points[..., 1, :] - positions).norm(dim=-1), (positions - points[..., 2, :]).norm(dim=-1)], -1
-    )
+    axis_lengths = _axis_lengths(points)
     max_residual = residual.nan_to_num(float("inf")).amax(-1)
     confidence = (
         (views_seen >= 2).all(-1)
         & ((axis_lengths - axis_length).abs() <= axis_tolerance * axis_length).all(-1)
         & (max_residual <= 4 * refine_residual_px)
     )
-    return DecodedActions(
-        positions=positions,
-        rotations=rotations,
-        gripper=gripper,
-        gripper_open=gripper > GRIPPER_OPEN_THRESHOLD,
-        confidence=confidence,
-        points=points,
-        views_seen=views_seen,
-        axis_lengths=axis_lengths,
-        residual_px=max_residual,
-    )
+    return _decoded(points, gripper, confidence, views_seen, max_residual)
 
 
 def decode_action_images_paper(
@@ -318,21 +304,27 @@ def decode_action_images_paper(
     points = torch.where(found.unsqueeze(-1), points, torch.nan)
     seen = (heat.amax((-1, -2)) > 0.1).any(-1)
     gripper = gripper_from_background(images[..., 2, :, :], seen)
-    positions = points[..., 0, :]
-    axis_lengths = torch.stack(
-        [(points[..., 1, :] - positions).norm(dim=-1), (positions - points[..., 2, :]).norm(dim=-1)], -1
-    )
     views = (heat.amax((-1, -2)) > 0.1).sum(-3)
+    return _decoded(points, gripper, found.all(-1), views, torch.zeros_like(points[..., 0, 0]))
+
+
+def _axis_lengths(points: torch.Tensor) -> torch.Tensor:
+    """|G − p| and |p − B| of the R, G, B points (..., 3, 3) → (..., 2)."""
+    position = points[..., 0, :]
+    return torch.stack([(points[..., 1, :] - position).norm(dim=-1), (position - points[..., 2, :]).norm(dim=-1)], -1)
+
+
+def _decoded(points, gripper, confidence, views_seen, residual_px) -> DecodedActions:
     return DecodedActions(
-        positions=positions,
+        positions=points[..., 0, :],
         rotations=rotations_from_points(points),
         gripper=gripper,
         gripper_open=gripper > GRIPPER_OPEN_THRESHOLD,
-        confidence=found.all(-1),
+        confidence=confidence,
         points=points,
-        views_seen=views,
-        axis_lengths=axis_lengths,
-        residual_px=torch.zeros_like(positions[..., 0]),
+        views_seen=views_seen,
+        axis_lengths=_axis_lengths(points),
+        residual_px=residual_px,
     )
 
 
