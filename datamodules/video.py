@@ -7,7 +7,6 @@ Files decord cannot open (e.g. AV1, which its bundled FFmpeg lacks) fall back to
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -44,15 +43,32 @@ def read_frames(path: str | os.PathLike, indices: np.ndarray | list[int], backen
     return _read_pyav(path, indices)
 
 
-@lru_cache(maxsize=64)
-def _decord_reader(path: str, process: int) -> "decord.VideoReader":
-    """Opening a file costs more than decoding a few small frames: keep readers open, per process
-    (a reader must not cross a fork into a data-loader worker)."""
-    return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+_READERS: dict[str, "decord.VideoReader"] = {}
+_INHERITED: list[dict] = []  # readers a forked child inherited: never used, never freed there
+MAX_OPEN_READERS = 64
+
+
+def _forget_inherited_readers() -> None:
+    # A decord reader must not be used or destroyed in a forked child (its threads stay in the
+    # parent; its destructor deadlocks there). Keep the inherited ones alive, out of the way.
+    _INHERITED.append(dict(_READERS))
+    _READERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_readers)
+
+
+def _decord_reader(path: str) -> "decord.VideoReader":
+    """Opening a file costs more than decoding a few small frames: keep readers open, per process."""
+    if path not in _READERS:
+        if len(_READERS) >= MAX_OPEN_READERS:
+            _READERS.pop(next(iter(_READERS)))  # oldest first
+        _READERS[path] = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    return _READERS[path]
 
 
 def _read_decord(path: Path, indices: np.ndarray) -> np.ndarray:
-    reader = _decord_reader(str(path), os.getpid())
+    reader = _decord_reader(str(path))
     if indices.size and indices.max() >= len(reader):
         raise ValueError(f"{path}: frame {int(indices.max())} requested but the video has {len(reader)} frames (truncated?)")
     return reader.get_batch(indices.tolist()).asnumpy()

@@ -1,6 +1,7 @@
 """The data layer: LeRobot v3.0 writing and reading, v2.1 and RLBench layouts, clips, the data module."""
 
 import json
+from pathlib import Path
 import pickle
 
 import numpy as np
@@ -304,3 +305,28 @@ def test_missing_statistics_are_an_error(dataset, tmp_path):
     module = RobotDataModule([str(root)], num_workers=0)
     with pytest.raises(KeyError, match=r"statistics \['std'\] of 'action' are missing"):
         module.normalization_stats()
+
+
+def test_worker_processes_never_touch_readers_opened_before_the_fork(tmp_path):
+    """Regression: a decord reader inherited through fork and freed in the worker deadlocked it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from synthetic_data import write_synthetic_dataset
+        from datamodules.datamodule import RobotDataModule
+        write_synthetic_dataset({str(tmp_path / 'd')!r}, (3,) * 36, size=16)  # 72 files: more than stay open
+        module = RobotDataModule([{str(tmp_path / 'd')!r}], num_frames=2, batch_size=4, num_workers=2, val_fraction=0)
+        module.setup()
+        for i in range(0, 108, 3):
+            module.train_set[i]  # the parent opens readers
+        for clips in module.train_set.datasets:
+            clips._cache.clear()  # so that the workers decode, and evict what they inherited
+        print(sum(1 for _ in module.train_dataloader()))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip().splitlines()[-1]) == 27
