@@ -105,7 +105,10 @@ def main() -> None:
     path = write_results("data", figures)
 
     experts = [[key.removeprefix("expert_success_"), f"{100 * value:.0f} %"] for key, value in sorted(sim.items()) if key.startswith("expert_success_")]
-    calibration = [[key.removeprefix("calibration_hit_rate_") or "worst camera", f"{100 * value:.1f} %"] for key, value in sorted(sim.items()) if key.startswith("calibration_hit_rate")]
+    calibration = [
+        ["worst camera" if key == "calibration_hit_rate" else key.removeprefix("calibration_hit_rate_"), f"{100 * value:.1f} %"]
+        for key, value in sorted(sim.items()) if key.startswith("calibration_hit_rate")
+    ]
     markdown = f"""
 ## Data: simulator, collection, loader
 
