@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Action Images: render 7-DoF trajectories into per-camera action images, decode them back, "
         "and (as the project grows) train and use the multiview video-action model.",
     )
+    parser.epilog = "Training and evaluation go through Lightning's CLI: action-images {fit,validate,test,predict} --config configs/sim_cpu.yaml (each with --help)."
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     roundtrip = commands.add_parser(
@@ -97,7 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def lightning_cli(argv: list[str]) -> int:
+    """`fit / validate / test / predict`: Lightning's own CLI over the model and the data module."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from action_images.module import ActionImagesModule
+    from datamodules.datamodule import RobotDataModule
+
+    LightningCLI(ActionImagesModule, RobotDataModule, args=argv, save_config_kwargs={"overwrite": True})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return lightning_cli(argv)
     args = build_parser().parse_args(argv)
     return args.run(args)
 

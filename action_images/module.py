@@ -1,0 +1,284 @@
+"""Training (SPEC §5): the Lightning module of the multiview video-action diffusion model.
+
+A batch of clips (RGB and action images of every view, cameras, instructions) is encoded segment by
+segment, packed into one canvas, and each sample gets a mode from the mode mix: `joint`, `a2v`,
+`v2a` (or `video` for samples without actions or calibration). Given latents stay clean with
+timestep 0 per token; generated latents are noised by flow matching; the loss is on generated latents
+only, weighted towards the drawn Gaussians of action frames. The same module samples (Euler,
+diffusers' `FlowMatchEulerDiscreteScheduler`, only generated latents updated) for validation and for
+the inference pipeline.
+
+Samples without actions (`video` mode) are trained on the same canvas as `a2v` with blank action
+images: the action segments are given and empty, and only RGB is generated — so batches of mixed
+data keep one canvas shape.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from action_images.canvas import CanvasLayout, Mode, SegmentKind
+from action_images.codecs import LatentCodec, make_codec
+from action_images.conditioning import canvas_plucker
+from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_clean, to_velocity, training_target
+from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_encoder
+from action_images.transformer import ActionImagesTransformer
+from rendering.cameras import Cameras
+
+TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
+
+
+class ActionImagesModule(L.LightningModule):
+    """Args:
+        transformer: `ActionImagesTransformer` arguments (in/out channels and text width are derived
+            from the codec and text encoder); `pretrained: PATH` loads a diffusers Wan folder.
+        codec: `{"name": "patch", "patch": 4}` or `{"name": "wan_vae", "path": ...}`.
+        text_encoder: `{"name": "vocabulary", "dim": 64}` (learned from the dataset's instructions) or
+            `{"name": "umt5", "path": ...}`.
+        canvas: "joint" (full canvas, mode mix) or "policy" (the short canvas: action frames only).
+        order: canvas order, "segments" (the reference) or "given_first".
+        mode_mix: probabilities of joint / a2v / v2a / video for samples with actions.
+        prediction: "velocity" (the reference) or "x0".
+        timestep_shift: Wan's shift (5 at 512²).
+        action_loss_weight: w in 1 + w·intensity on action frames (pixel-like codecs only).
+        text_dropout: share of prompts dropped to "" for classifier-free guidance.
+        lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
+            over max_steps (constant when max_steps is None).
+        sample_steps, guidance_scale: Euler sampling in validation.
+    """
+
+    def __init__(
+        self,
+        transformer: dict | None = None,
+        codec: dict | None = None,
+        text_encoder: dict | None = None,
+        canvas: str = "joint",
+        order: str = "segments",
+        mode_mix: dict[str, float] | None = None,
+        prediction: str = "velocity",
+        timestep_shift: float = 5.0,
+        action_loss_weight: float = 0.0,
+        text_dropout: float = 0.05,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        sample_steps: int = 10,
+        guidance_scale: float = 1.0,
+        samples_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.codec: LatentCodec = make_codec(**(codec or {"name": "patch", "patch": 4}))
+        text_options = dict(text_encoder or {"name": "vocabulary", "dim": 64})
+        self.text_encoder: TextEncoder | None = None
+        if text_options["name"] != "vocabulary" or "vocabulary" in text_options:
+            self.text_encoder = make_text_encoder(**text_options)
+        text_dim = self.text_encoder.dim if self.text_encoder is not None else text_options.get("dim", 64)
+        options = dict(transformer or {})
+        pretrained = options.pop("pretrained", None)
+        if pretrained:
+            self.transformer = ActionImagesTransformer.from_wan(pretrained, **options)
+        else:
+            self.transformer = ActionImagesTransformer(in_channels=self.codec.channels, out_channels=self.codec.channels, text_dim=text_dim, **options)
+        self.canvas_kind = Mode.parse(canvas)
+        if self.canvas_kind not in (Mode.JOINT, Mode.POLICY):
+            raise ValueError(f"canvas must be 'joint' or 'policy', got {canvas!r}")
+        self.order = order
+        mix = mode_mix or {"joint": 0.85, "a2v": 0.05, "v2a": 0.05, "video": 0.05}
+        self.mode_mix = {Mode.parse(name): float(p) for name, p in mix.items()}
+        self.prediction = Prediction.parse(prediction)
+        self.normalization_stats: dict | None = None
+
+    # --- set-up -----------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Build the vocabulary text encoder from the dataset's instructions (once; it is then part of
+        the hyper-parameters, so a checkpoint rebuilds it)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.text_encoder is None:
+            if datamodule is None:
+                raise ValueError("the vocabulary text encoder is learned from a data module's instructions; none was given")
+            datamodule.setup(stage)
+            instructions = sorted({source.instruction(e) for source in datamodule.sources for e in range(source.num_episodes)})
+            options = dict(self.hparams.text_encoder or {"name": "vocabulary", "dim": 64})
+            options.pop("name")
+            self.text_encoder = VocabularyTextEncoder.from_instructions(instructions, **options)
+            self.hparams.text_encoder = {"name": "vocabulary", **self.text_encoder.config}
+        if datamodule is not None and hasattr(datamodule, "normalization_stats"):
+            self.normalization_stats = datamodule.normalization_stats()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.normalization_stats is None:
+            raise ValueError("normalisation statistics are missing: train with a data module that provides them")
+        checkpoint["normalization_stats"] = {k: {s: v.tolist() for s, v in d.items()} for k, d in self.normalization_stats.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        stats = checkpoint.get("normalization_stats")
+        if stats is None:
+            raise ValueError("this checkpoint holds no normalisation statistics")
+        self.normalization_stats = {k: {s: torch.tensor(v) for s, v in d.items()} for k, d in stats.items()}
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if total is None:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- canvas -----------------------------------------------------------------------------------
+    def encode_segments(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, 3, H, W) in [0, 1] → latents (B, V, C, T_l, h, w)."""
+        batch, views = images.shape[:2]
+        video = images.flatten(0, 1).transpose(1, 2) * 2 - 1  # (B·V, 3, T, H, W) in [-1, 1]
+        return self.codec.encode(video).unflatten(0, (batch, views))
+
+    def decode_segments(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, V, C, T_l, h, w) → (B, V, T, 3, H, W) in [0, 1]."""
+        batch, views = latents.shape[:2]
+        video = self.codec.decode(latents.flatten(0, 1))
+        return ((video.transpose(1, 2) + 1) / 2).clamp(0, 1).unflatten(0, (batch, views))
+
+    def layout_for(self, views: int, latent_frames: int, mode: Mode) -> CanvasLayout:
+        return CanvasLayout.for_mode(mode if mode is Mode.POLICY else Mode.JOINT, views, latent_frames, order=self.order)
+
+    def conditioning(self, batch: dict, layout: CanvasLayout, latent_size: tuple[int, int], prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = batch["rgb"].shape[-2:]
+        cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
+        plucker = canvas_plucker(layout, cameras, *latent_size, temporal_factor=self.codec.temporal_factor)
+        text, _ = self.text_encoder(prompts)
+        return plucker.to(self.device), text.to(self.device)
+
+    def token_layout(self, layout: CanvasLayout, latent_size: tuple[int, int]) -> tuple[int, int]:
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        return p_t, (latent_size[0] // p_h) * (latent_size[1] // p_w)
+
+    # --- training ---------------------------------------------------------------------------------
+    def sample_modes(self, has_actions: torch.Tensor) -> list[Mode]:
+        if self.canvas_kind is Mode.POLICY:
+            return [Mode.POLICY] * len(has_actions)
+        modes, weights = list(self.mode_mix), torch.tensor(list(self.mode_mix.values()))
+        picks = torch.multinomial(weights, len(has_actions), replacement=True)
+        return [modes[i] if bool(h) else Mode.VIDEO for i, h in zip(picks.tolist(), has_actions)]
+
+    def diffusion_loss(self, batch: dict, modes: list[Mode], generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[Mode, torch.Tensor]]:
+        rgb = self.encode_segments(batch["rgb"])
+        actions = self.encode_segments(batch["action_images"])
+        views, latent_frames = rgb.shape[1], rgb.shape[3]
+        layout = self.layout_for(views, latent_frames, self.canvas_kind)
+        clean = layout.pack(rgb, actions)  # (B, C, L, h, w)
+        latent_size = clean.shape[-2:]
+        patch_t, tokens_per_frame = self.token_layout(layout, latent_size)
+
+        prompts = [p if torch.rand(1, generator=generator).item() >= self.hparams.text_dropout else "" for p in batch["instruction"]]
+        plucker, text = self.conditioning(batch, layout, latent_size, prompts)
+
+        t = sample_timesteps(len(modes), self.hparams.timestep_shift, generator, device=clean.device)
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+        mask_modes = [Mode.A2V if m is Mode.VIDEO else m for m in modes]  # video: blank actions, given
+        given = torch.stack([layout.given(m) for m in mask_modes]).to(clean.device)  # (B, L)
+        frame_given = given[:, None, :, None, None]
+        noisy = torch.where(frame_given, clean, add_noise(clean, noise, t))
+        timesteps = torch.cat([layout.token_timesteps(m, t[i : i + 1] * TIMESTEP_SCALE, patch_t, tokens_per_frame) for i, m in enumerate(mask_modes)])
+
+        output = self.transformer(noisy, timesteps, text, plucker=plucker, slot_ids=layout.slot_ids().to(clean.device))
+        target = training_target(clean, noise, self.prediction)
+        weight = (~frame_given).float().expand_as(clean).clone()
+        if self.hparams.action_loss_weight:
+            is_action = torch.tensor([s.kind is SegmentKind.ACTION for s in layout.slots], device=clean.device)[None, None, :, None, None]
+            intensity = ((clean + 1) / 2).clamp(0, 1)
+            weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * intensity, 1.0)
+        if self.canvas_kind is Mode.POLICY:
+            weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]
+        error = (output - target).square() * weight
+        per_sample = error.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp(min=1)
+        per_mode = {m: per_sample[[i for i, x in enumerate(modes) if x is m]].mean() for m in set(modes)}
+        return per_sample.mean(), per_mode
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        modes = self.sample_modes(batch["has_actions"])
+        loss, per_mode = self.diffusion_loss(batch, modes)
+        batch_size = len(modes)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for mode, value in per_mode.items():
+            self.log(f"train/loss_{mode.value}", value, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        generator = torch.Generator(device=self.device).manual_seed(batch_index)
+        modes = [Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT] * len(batch["instruction"])
+        modes = [m if bool(h) else Mode.VIDEO for m, h in zip(modes, batch["has_actions"])]
+        loss, _ = self.diffusion_loss(batch, modes, generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
+        if batch_index == 0 and self.hparams.samples_dir and self.trainer.is_global_zero:
+            self.write_samples(batch)
+
+    # --- sampling ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self, batch: dict, mode: Mode, steps: int | None = None, guidance_scale: float | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Generate the latents a mode leaves open, from a batch of clips (the given parts are read
+        from it). Returns decoded RGB and action images (B, V, T, 3, H, W) in [0, 1]."""
+        steps = steps or self.hparams.sample_steps
+        guidance = self.hparams.guidance_scale if guidance_scale is None else guidance_scale
+        rgb, actions = self.encode_segments(batch["rgb"]), self.encode_segments(batch["action_images"])
+        layout = self.layout_for(rgb.shape[1], rgb.shape[3], mode)
+        clean = layout.pack(rgb, actions if layout.actions else None)
+        latent_size = clean.shape[-2:]
+        patch_t, tokens_per_frame = self.token_layout(layout, latent_size)
+        plucker, text = self.conditioning(batch, layout, latent_size, list(batch["instruction"]))
+        _, empty = self.conditioning(batch, layout, latent_size, [""] * len(batch["instruction"])) if guidance != 1 else (None, None)
+        slot_ids = layout.slot_ids().to(clean.device)
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift)
+        scheduler.set_timesteps(steps, device=clean.device)
+        given = layout.given(mode).to(clean.device)[None, None, :, None, None]
+        x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=clean.device))
+        for timestep in scheduler.timesteps:
+            sigma = (timestep / TIMESTEP_SCALE).expand(len(x))
+            tokens_t = layout.token_timesteps(mode, sigma * TIMESTEP_SCALE, patch_t, tokens_per_frame)
+            output = self.transformer(x, tokens_t, text, plucker=plucker, slot_ids=slot_ids)
+            velocity = to_velocity(output, x, sigma, self.prediction)
+            if guidance != 1:
+                unconditional = to_velocity(self.transformer(x, tokens_t, empty, plucker=plucker, slot_ids=slot_ids), x, sigma, self.prediction)
+                velocity = unconditional + guidance * (velocity - unconditional)
+            x = scheduler.step(velocity, timestep, x).prev_sample
+            x = torch.where(given, clean, x)
+        rgb_out, actions_out = layout.unpack(x)
+        return {
+            "rgb": self.decode_segments(rgb_out),
+            "action_images": self.decode_segments(actions_out) if actions_out is not None else None,
+        }
+
+    def write_samples(self, batch: dict, count: int = 2) -> None:
+        """RGB | action images | overlay, generated in the training canvas's mode, as mp4 per sample."""
+        from datamodules.media import write_video
+        from rendering.renderer import overlay_action_images
+
+        small = {k: (v[:count] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in batch.items()}
+        mode = Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT
+        out = self.generate(small, mode, generator=torch.Generator(device=self.device).manual_seed(0))
+        folder = Path(self.hparams.samples_dir) / f"step_{self.global_step:07d}"
+        for i in range(len(small["instruction"])):
+            actions = out["action_images"][i]  # (V, T, 3, H, W)
+            rgb = out["rgb"][i] if out["rgb"].shape[2] == actions.shape[1] else small["rgb"][i]
+            rows = torch.cat([rgb, actions, overlay_action_images(rgb, actions)], -2)  # (V, T, 3, 3H, W)
+            frames = torch.cat(list(rows), -1).permute(0, 2, 3, 1).cpu().numpy()  # (T, 3H, V·W, 3)
+            write_video(folder / f"sample_{i}.mp4", _even(frames), fps=2)
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    return frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]

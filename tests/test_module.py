@@ -1,0 +1,114 @@
+"""Training the model through Lightning on a tiny config: the objective, modes, sampling, checkpoints."""
+
+import shutil
+
+import lightning as L
+import pytest
+import torch
+from synthetic_data import write_synthetic_dataset
+
+from action_images.canvas import Mode
+from action_images.module import ActionImagesModule
+from datamodules.datamodule import RobotDataModule
+
+TINY_TRANSFORMER = dict(patch_size=[2, 2, 2], num_attention_heads=2, attention_head_dim=8, ffn_dim=32, num_layers=2, freq_dim=16, rope_max_seq_len=64, num_slot_ids=4)
+
+
+def tiny_module(**overrides) -> ActionImagesModule:
+    options = dict(
+        transformer=TINY_TRANSFORMER, codec={"name": "patch", "patch": 4}, text_encoder={"name": "vocabulary", "dim": 12, "max_length": 8},
+        order="given_first", prediction="x0", timestep_shift=1.0, action_loss_weight=10.0, lr=3e-3, warmup_steps=5, sample_steps=3,
+    )
+    options.update(overrides)
+    return ActionImagesModule(**options)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("module") / "data"
+    write_synthetic_dataset(root, (9, 8, 10, 7), size=16)
+    return root
+
+
+def data_module(dataset, **overrides) -> RobotDataModule:
+    options = dict(num_frames=3, stride=2, batch_size=4, num_workers=0, val_fraction=0.25)
+    options.update(overrides)
+    return RobotDataModule([str(dataset)], **options)
+
+
+def trainer(tmp_path, **overrides) -> L.Trainer:
+    options = dict(
+        accelerator="cpu", devices=1, max_steps=30, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=str(tmp_path), limit_val_batches=1, val_check_interval=10, check_val_every_n_epoch=None,
+        enable_checkpointing=False,
+    )
+    options.update(overrides)
+    return L.Trainer(**options)
+
+
+def test_a_few_steps_lower_the_loss(dataset, tmp_path):
+    torch.manual_seed(0)
+    module, data = tiny_module(), data_module(dataset)
+    fit = trainer(tmp_path, max_steps=1)
+    fit.fit(module, data)  # builds the vocabulary from the dataset's instructions
+    batch = next(iter(data.train_dataloader()))
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    modes = [Mode.JOINT] * 4
+    module.eval()
+    with torch.no_grad():
+        before, _ = module.diffusion_loss(batch, modes, generator())
+    module.train()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=3e-3)
+    for _ in range(25):
+        loss, _ = module.diffusion_loss(batch, modes, generator())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    module.eval()
+    with torch.no_grad():
+        after, _ = module.diffusion_loss(batch, modes, generator())
+    assert after < 0.7 * before
+
+
+def test_mode_mix_and_per_mode_losses(dataset):
+    module = tiny_module(mode_mix={"joint": 0.5, "a2v": 0.25, "v2a": 0.25})
+    data = data_module(dataset)
+    fit = trainer(None, max_steps=1)
+    fit.fit(module, data)
+    modes = module.sample_modes(torch.tensor([True] * 200 + [False] * 20))
+    assert set(modes[:200]) == {Mode.JOINT, Mode.A2V, Mode.V2A} and set(modes[200:]) == {Mode.VIDEO}
+    batch = next(iter(data.train_dataloader()))
+    loss, per_mode = module.diffusion_loss(batch, [Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO])
+    assert set(per_mode) == {Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO} and torch.isfinite(loss)
+
+
+def test_generation_keeps_given_frames_and_fills_the_rest(dataset):
+    module = tiny_module()
+    data = data_module(dataset)
+    trainer(None, max_steps=1).fit(module, data)
+    batch = next(iter(data.val_dataloader()))
+    out = module.generate(batch, Mode.JOINT, steps=2, generator=torch.Generator().manual_seed(0))
+    assert out["rgb"].shape == batch["rgb"].shape and out["action_images"].shape == batch["action_images"].shape
+    # The first RGB and action frames are given: they come back (through the exact patch codec) unchanged.
+    assert torch.allclose(out["rgb"][:, :, 0], batch["rgb"][:, :, 0], atol=1e-5)
+    assert torch.allclose(out["action_images"][:, :, 0], batch["action_images"][:, :, 0], atol=1e-5)
+    a2v = module.generate(batch, Mode.A2V, steps=2)
+    assert torch.allclose(a2v["action_images"], batch["action_images"], atol=1e-5)
+    policy = tiny_module(canvas="policy")
+    trainer(None, max_steps=1).fit(policy, data)
+    short = policy.generate(batch, Mode.POLICY, steps=2)
+    assert short["rgb"].shape[2] == 1 and short["action_images"].shape == batch["action_images"].shape
+
+
+def test_checkpoint_holds_statistics_and_vocabulary(dataset, tmp_path):
+    module, data = tiny_module(), data_module(dataset)
+    fit = trainer(tmp_path, max_steps=2, enable_checkpointing=True)
+    fit.fit(module, data)
+    path = tmp_path / "model.ckpt"
+    fit.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert set(checkpoint["normalization_stats"]) == {"observation.state", "action"}
+    restored = ActionImagesModule.load_from_checkpoint(path, weights_only=True)
+    assert restored.text_encoder.config == module.text_encoder.config
+    for name, value in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], value), name
