@@ -77,16 +77,18 @@ class ActionImagesModule(L.LightningModule):
         self.save_hyperparameters()
         self.codec: LatentCodec = make_codec(**(codec or {"name": "patch", "patch": 4}))
         text_options = dict(text_encoder or {"name": "vocabulary", "dim": 64})
-        self.text_encoder: TextEncoder | None = None
-        if text_options["name"] != "vocabulary" or "vocabulary" in text_options:
-            self.text_encoder = make_text_encoder(**text_options)
-        text_dim = self.text_encoder.dim if self.text_encoder is not None else text_options.get("dim", 64)
+        # The vocabulary encoder needs the dataset's instructions: without them it is built in `setup`.
+        # Either way it is registered after the transformer, so the parameter order (which optimizer
+        # checkpoints rely on) is the same whether it comes from a checkpoint or from the data.
+        encoder = make_text_encoder(**text_options) if text_options["name"] != "vocabulary" or "vocabulary" in text_options else None
+        text_dim = encoder.dim if encoder is not None else text_options.get("dim", 64)
         options = dict(transformer or {})
         pretrained = options.pop("pretrained", None)
         if pretrained:
             self.transformer = ActionImagesTransformer.from_wan(pretrained, **options)
         else:
             self.transformer = ActionImagesTransformer(in_channels=self.codec.channels, out_channels=self.codec.channels, text_dim=text_dim, **options)
+        self.text_encoder: TextEncoder | None = encoder
         self.canvas_kind = Mode.parse(canvas)
         if self.canvas_kind not in (Mode.JOINT, Mode.POLICY):
             raise ValueError(f"canvas must be 'joint' or 'policy', got {canvas!r}")
@@ -117,12 +119,22 @@ class ActionImagesModule(L.LightningModule):
         if self.normalization_stats is None:
             raise ValueError("normalisation statistics are missing: train with a data module that provides them")
         checkpoint["normalization_stats"] = {k: {s: v.tolist() for s, v in d.items()} for k, d in self.normalization_stats.items()}
+        # The random state drives modes, timesteps and noise: with it, a resumed run is the same run.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stats = checkpoint.get("normalization_stats")
         if stats is None:
             raise ValueError("this checkpoint holds no normalisation statistics")
         self.normalization_stats = {k: {s: torch.tensor(v) for s, v in d.items()} for k, d in stats.items()}
+        self._resume_rng_state = checkpoint.get("torch_rng_state")
+
+    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
+        # Restored here, not on load: starting the loaders after the load draws random numbers too.
+        state = getattr(self, "_resume_rng_state", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self._resume_rng_state = None
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -17,6 +17,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from datamodules.clips import ClipConfig, ClipDataset, EpisodeSource
 from datamodules.lerobot_reader import LeRobotDataset
 from datamodules.rlbench import RLBenchDataset
+from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.schema import ACTION_KEY, STATE_KEY
 
 
@@ -95,8 +96,25 @@ class RobotDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled per epoch, split across ranks, and resumable mid-epoch (see `datamodules.sampling`;
+        the trainer's `use_distributed_sampler` must be false)."""
         self.setup()
-        return self._loader(self.train_set, shuffle=True)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = ResumableSampler(len(self.train_set), seed=self.split_seed, rank=rank, world_size=world_size)
+
+        def progress() -> tuple[int, int]:
+            return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+        return ResumableDataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=True,
+            progress=progress,
+        )
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

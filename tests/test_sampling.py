@@ -1,0 +1,24 @@
+from datamodules.sampling import ResumableSampler
+
+
+def test_epochs_differ_and_repeat_with_the_seed():
+    a, b = ResumableSampler(20, seed=1), ResumableSampler(20, seed=1)
+    first = list(a)
+    a.set_epoch(1)
+    assert sorted(first) == list(range(20)) and list(a) != first
+    assert list(b) == first
+
+
+def test_ranks_share_an_epoch_without_overlap():
+    ranks = [ResumableSampler(10, seed=0, rank=r, world_size=3) for r in range(3)]
+    orders = [list(s) for s in ranks]
+    assert all(len(o) == 4 for o in orders)  # padded to equal shares
+    assert set().union(*orders) == set(range(10))
+
+
+def test_resume_skips_what_was_done_once():
+    sampler = ResumableSampler(12, seed=3)
+    full = list(sampler)
+    sampler.resume(epoch=0, samples_done=5)
+    assert len(sampler) == 12 and list(sampler) == full[5:]
+    assert list(sampler) == full  # the next pass of the same epoch is whole again
