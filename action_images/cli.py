@@ -43,6 +43,14 @@ def _viz(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from action_images.pipeline import ActionImagesPipeline
+
+    ActionImagesPipeline.from_checkpoint(args.checkpoint).save_pretrained(args.out)
+    print(f"wrote the pipeline folder {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="action-images",
@@ -95,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     viz.add_argument("--episode", type=int, default=0, help="episode index (default: 0)")
     viz.add_argument("--out", type=Path, required=True, help="output mp4 path (the PNG goes beside it)")
     viz.set_defaults(run=_viz)
+
+    export = commands.add_parser(
+        "export",
+        help="a training checkpoint → an inference pipeline folder (safetensors, config, statistics, model card)",
+        description="Load a training checkpoint (weights_only) and write an ActionImagesPipeline folder that "
+        "ActionImagesPipeline.from_pretrained(DIR) loads.",
+    )
+    export.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt written by action-images fit")
+    export.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
+    export.set_defaults(run=_export)
     return parser
 
 

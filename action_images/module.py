@@ -241,7 +241,8 @@ class ActionImagesModule(L.LightningModule):
     # --- sampling ---------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
-        self, batch: dict, mode: Mode, steps: int | None = None, guidance_scale: float | None = None, generator: torch.Generator | None = None
+        self, batch: dict, mode: Mode, steps: int | None = None, guidance_scale: float | None = None, generator: torch.Generator | None = None,
+        scheduler: FlowMatchEulerDiscreteScheduler | None = None,
     ) -> dict[str, torch.Tensor]:
         """Generate the latents a mode leaves open, from a batch of clips (the given parts are read
         from it). Returns decoded RGB and action images (B, V, T, 3, H, W) in [0, 1]."""
@@ -249,13 +250,16 @@ class ActionImagesModule(L.LightningModule):
         guidance = self.hparams.guidance_scale if guidance_scale is None else guidance_scale
         rgb, actions = self.encode_segments(batch["rgb"]), self.encode_segments(batch["action_images"])
         layout = self.layout_for(rgb.shape[1], rgb.shape[3], mode)
-        clean = layout.pack(rgb, actions if layout.actions else None)
+        video_only, mode = mode is Mode.VIDEO, (Mode.A2V if mode is Mode.VIDEO else mode)  # as trained: blank actions given
+        if video_only:
+            actions = self.encode_segments(torch.zeros_like(batch["action_images"]))
+        clean = layout.pack(rgb, actions)
         latent_size = clean.shape[-2:]
         patch_t, tokens_per_frame = self.token_layout(layout, latent_size)
         plucker, text = self.conditioning(batch, layout, latent_size, list(batch["instruction"]))
         _, empty = self.conditioning(batch, layout, latent_size, [""] * len(batch["instruction"])) if guidance != 1 else (None, None)
         slot_ids = layout.slot_ids().to(clean.device)
-        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift)
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift) if scheduler is None else scheduler
         scheduler.set_timesteps(steps, device=clean.device)
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
         x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=clean.device))
@@ -270,10 +274,7 @@ class ActionImagesModule(L.LightningModule):
             x = scheduler.step(velocity, timestep, x).prev_sample
             x = torch.where(given, clean, x)
         rgb_out, actions_out = layout.unpack(x)
-        return {
-            "rgb": self.decode_segments(rgb_out),
-            "action_images": self.decode_segments(actions_out) if actions_out is not None else None,
-        }
+        return {"rgb": self.decode_segments(rgb_out), "action_images": None if video_only else self.decode_segments(actions_out)}
 
     def write_samples(self, batch: dict, count: int = 2) -> None:
         """RGB | action images | overlay, generated in the training canvas's mode, as mp4 per sample."""
