@@ -126,7 +126,13 @@ def lightning_cli(argv: list[str]) -> int:
     from action_images.module import ActionImagesModule
     from datamodules.datamodule import RobotDataModule
 
-    LightningCLI(ActionImagesModule, RobotDataModule, args=argv, save_config_kwargs={"overwrite": True})
+    class ActionImagesCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # The vocabulary text encoder is learned from the data's instructions; linking them at
+            # instantiation builds it before any callback (e.g. EMA) copies the model.
+            parser.link_arguments("data", "model.instructions", compute_fn=lambda data: data.instructions(), apply_on="instantiate")
+
+    ActionImagesCLI(ActionImagesModule, RobotDataModule, args=argv, save_config_kwargs={"overwrite": True})
     return 0
 
 

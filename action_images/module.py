@@ -51,6 +51,9 @@ class ActionImagesModule(L.LightningModule):
         lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
             over max_steps (constant when max_steps is None).
         sample_steps, guidance_scale: Euler sampling in validation.
+        samples_dir: where validation writes sample videos (none when unset).
+        instructions: the dataset's instructions, for the vocabulary text encoder (the command line
+            links them from the data module; without them `setup` reads them from the data module).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class ActionImagesModule(L.LightningModule):
         sample_steps: int = 10,
         guidance_scale: float = 1.0,
         samples_dir: str | None = None,
+        instructions: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +84,8 @@ class ActionImagesModule(L.LightningModule):
         # The vocabulary encoder needs the dataset's instructions: without them it is built in `setup`.
         # Either way it is registered after the transformer, so the parameter order (which optimizer
         # checkpoints rely on) is the same whether it comes from a checkpoint or from the data.
+        if text_options["name"] == "vocabulary" and "vocabulary" not in text_options and instructions:
+            text_options = {"name": "vocabulary", **VocabularyTextEncoder.from_instructions(instructions, **{k: v for k, v in text_options.items() if k != "name"}).config}
         encoder = make_text_encoder(**text_options) if text_options["name"] != "vocabulary" or "vocabulary" in text_options else None
         text_dim = encoder.dim if encoder is not None else text_options.get("dim", 64)
         options = dict(transformer or {})
@@ -106,8 +112,7 @@ class ActionImagesModule(L.LightningModule):
         if self.text_encoder is None:
             if datamodule is None:
                 raise ValueError("the vocabulary text encoder is learned from a data module's instructions; none was given")
-            datamodule.setup(stage)
-            instructions = sorted({source.instruction(e) for source in datamodule.sources for e in range(source.num_episodes)})
+            instructions = datamodule.instructions()
             options = dict(self.hparams.text_encoder or {"name": "vocabulary", "dim": 64})
             options.pop("name")
             self.text_encoder = VocabularyTextEncoder.from_instructions(instructions, **options)

@@ -85,6 +85,11 @@ class RobotDataModule(L.LightningDataModule):
         self.train_set = ConcatDataset(train)
         self.val_set = ConcatDataset(val) if val else None
 
+    def instructions(self) -> list[str]:
+        """Every instruction of the datasets, sorted and once each."""
+        self.setup()
+        return sorted({source.instruction(e) for source in self.sources for e in range(source.num_episodes)})
+
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             dataset,
