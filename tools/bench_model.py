@@ -1,0 +1,274 @@
+"""Evaluate a trained model on held-out episodes and measure its costs (issue: the model).
+
+    action-images collect --task reach push pick_place --episodes 100 --out data/sim --workers 2
+    action-images fit --config configs/sim_cpu.yaml                        # ≤ 60 minutes on 2 cores
+    python tools/bench_model.py --run runs/sim_cpu --config configs/sim_cpu.yaml
+
+Held-out episodes are the data module's validation split (by episode). For clips starting every few
+frames of each held-out episode:
+- `joint`: from the first RGB and action frame of every view, generate the future; decode the last
+  generated action frame; compare with the recorded end-effector pose. Baselines on the same clips:
+  no motion (the current pose) and the mean trajectory (the training clips' mean displacement applied
+  from the current pose);
+- `v2a`: label every frame of the clip's RGB; per-frame position error;
+- `a2v`: generate future RGB from all action frames; PSNR against the recording, and the PSNR of
+  repeating the first frame.
+Costs: a training step of the config (batch as configured), peak memory, the loader, sampling
+latency per mode and against the number of steps, and FLOPs per generation (torch.utils.flop_counter).
+Writes benchmarks/results/model.json, a training-curve PNG and the "model" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from rich.console import Console
+from rich.progress import track
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from action_images.canvas import Mode  # noqa: E402
+from action_images.module import ActionImagesModule  # noqa: E402
+from datamodules.datamodule import RobotDataModule  # noqa: E402
+from rendering.cameras import Cameras  # noqa: E402
+from rendering.decoder import decode_action_images  # noqa: E402
+from rendering.rotations import geodesic_angle  # noqa: E402
+from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, update_section, write_results  # noqa: E402
+
+EVAL_BATCH = 8
+
+
+def latest(run: Path, pattern: str) -> Path:
+    found = sorted(run.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"{run}: nothing matches {pattern}")
+    return found[-1]
+
+
+def held_out_batches(data: RobotDataModule, every: int) -> list[dict]:
+    """Clips of the validation episodes starting every `every` frames, batched."""
+    clips = data.val_set.datasets[0]
+    indices = [i for i in range(len(clips)) if clips.locate(i)[1] % every == 0]
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(clips, indices), batch_size=EVAL_BATCH)
+    return list(loader)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    mse = (a - b).square().flatten(1).mean(1).clamp(min=1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: torch.Tensor, steps: int) -> dict[str, float]:
+    collected: dict[str, list[torch.Tensor]] = {}
+
+    def add(key: str, value: torch.Tensor) -> None:
+        collected.setdefault(key, []).append(value.detach().flatten().float())
+
+    for index, batch in enumerate(track(batches, description="held-out clips", transient=True)):
+        generator = torch.Generator().manual_seed(index)
+        height, width = batch["rgb"].shape[-2:]
+        cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
+        final, current = batch["positions"][:, -1], batch["positions"][:, 0]
+
+        joint = model.generate(batch, Mode.JOINT, steps=steps, generator=generator)
+        decoded = decode_action_images(joint["action_images"], cameras)
+        add("joint_pos_cm", (decoded.positions[:, -1] - final).norm(dim=-1) * 100)
+        add("joint_rot_deg", torch.rad2deg(geodesic_angle(decoded.rotations[:, -1], batch["rotations"][:, -1])))
+        add("joint_gripper", decoded.gripper_open[:, -1] == (batch["gripper"][:, -1] > 0.5))
+        add("joint_confident", decoded.confidence[:, -1])
+        add("no_motion_cm", (current - final).norm(dim=-1) * 100)
+        add("mean_trajectory_cm", (current + mean_displacement - final).norm(dim=-1) * 100)
+
+        v2a = model.generate(batch, Mode.V2A, steps=steps, generator=generator)
+        labelled = decode_action_images(v2a["action_images"], cameras)
+        add("v2a_pos_cm", (labelled.positions[:, 1:] - batch["positions"][:, 1:]).norm(dim=-1) * 100)
+
+        a2v = model.generate(batch, Mode.A2V, steps=steps, generator=generator)
+        future, truth = a2v["rgb"][:, :, 1:], batch["rgb"][:, :, 1:]
+        add("a2v_psnr", psnr(future.flatten(0, 2), truth.flatten(0, 2)))
+        add("repeat_psnr", psnr(batch["rgb"][:, :, :1].expand_as(truth).flatten(0, 2), truth.flatten(0, 2)))
+
+    figures = {}
+    for key, parts in collected.items():
+        values = torch.cat(parts)
+        finite = values[torch.isfinite(values)]
+        if key.endswith(("_cm", "_deg")):
+            figures[f"{key}_median"] = finite.median().item() if finite.numel() else math.nan
+            figures[f"{key}_p90"] = finite.quantile(0.9).item() if finite.numel() else math.nan
+            figures[f"{key}_undecoded"] = 1 - finite.numel() / max(1, values.numel())
+        else:
+            figures[key] = values.mean().item()
+    return figures
+
+
+def mean_training_displacement(data: RobotDataModule, limit: int = 2000) -> torch.Tensor:
+    clips = data.train_set.datasets[0]
+    picks = np.linspace(0, len(clips) - 1, min(limit, len(clips))).astype(int)
+    moves = []
+    for i in picks:
+        episode, start = clips.locate(int(i))
+        poses = clips.source.poses(episode)
+        frames = np.minimum(start + clips.config.stride * np.arange(clips.config.num_frames), len(poses) - 1)
+        moves.append(poses[frames[-1], :3] - poses[frames[0], :3])
+    return torch.from_numpy(np.mean(moves, 0)).float()
+
+
+def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss, _ = model.diffusion_loss(batch, model.sample_modes(batch["has_actions"]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    figures["train_step_s"] = median_ms(step, repeats=10, warmup=2) / 1000
+    figures["train_samples_per_s"] = data_batch_size / figures["train_step_s"]
+    model.eval()
+    one = {k: (v[:1] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in batch.items()}
+    for mode in (Mode.JOINT, Mode.POLICY):
+        figures[f"sample_latency_s_{mode.value}"] = median_ms(lambda: model.generate(one, mode, steps=10), repeats=3) / 1000
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.generate(one, mode, steps=10)
+        figures[f"gflops_{mode.value}"] = counter.get_total_flops() / 1e9
+    for steps in (1, 5, 10, 20):
+        figures[f"sample_latency_s_joint_{steps}_steps"] = median_ms(lambda: model.generate(one, Mode.JOINT, steps=steps), repeats=3) / 1000
+    figures["peak_memory_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return figures
+
+
+def training_curve(metrics: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, val = [], []
+    with open(metrics) as handle:
+        for row in csv.DictReader(handle):
+            if row.get("train/loss"):
+                train.append((int(row["step"]), float(row["train/loss"])))
+            if row.get("val/loss"):
+                val.append((int(row["step"]), float(row["val/loss"])))
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    if train:
+        steps, losses = zip(*train)
+        window = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        axis.plot(steps[window - 1 :], smooth, label="train loss (running mean)")
+    if val:
+        axis.plot(*zip(*val), "o-", label="validation loss")
+    axis.set_xlabel("step")
+    axis.set_ylabel("flow-matching loss")
+    axis.set_yscale("log")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/sim_cpu"), help="the training run's folder")
+    parser.add_argument("--config", type=Path, default=Path("configs/sim_cpu.yaml"))
+    parser.add_argument("--every", type=int, default=4, help="a held-out clip every N frames (default 4)")
+    parser.add_argument("--steps", type=int, default=10, help="Euler steps (default 10)")
+    args = parser.parse_args()
+    console = Console()
+    torch.manual_seed(0)
+
+    config = yaml.safe_load(args.config.read_text())
+    data = RobotDataModule(**{**config["data"], "num_workers": 0})
+    data.setup()
+    checkpoint = latest(args.run, "**/last.ckpt")
+    model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    metrics = latest(args.run, "**/metrics.csv")
+    train_minutes = (checkpoint.stat().st_mtime - (metrics.parent / "hparams.yaml").stat().st_mtime) / 60
+    step = torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+
+    batches = held_out_batches(data, args.every)
+    console.print(f"evaluating {checkpoint} (step {step}) on {sum(len(b['instruction']) for b in batches)} held-out clips")
+    quality = evaluate(model, batches, mean_training_displacement(data), args.steps)
+    train_batch = next(iter(data.train_dataloader()))
+    cost = costs(model, train_batch, config["data"]["batch_size"])
+    from tools.bench_data import loader_throughput
+
+    loader = loader_throughput(Path(config["data"]["datasets"][0]), workers=2)["warm"]
+
+    figures = {
+        "train_minutes": train_minutes,
+        "train_steps": step,
+        **cost,
+        "loader_samples_per_s": loader,
+        "joint_final_pos_err_cm": quality["joint_pos_cm_median"],
+        "joint_final_pos_err_cm_p90": quality["joint_pos_cm_p90"],
+        "joint_final_rot_err_deg": quality["joint_rot_deg_median"],
+        "joint_gripper_accuracy": quality["joint_gripper"],
+        "joint_confident": quality["joint_confident"],
+        "baseline_no_motion_final_pos_err_cm": quality["no_motion_cm_median"],
+        "baseline_mean_trajectory_final_pos_err_cm": quality["mean_trajectory_cm_median"],
+        "v2a_pos_err_cm": quality["v2a_pos_cm_median"],
+        "a2v_psnr_db": quality["a2v_psnr"],
+        "a2v_psnr_repeat_first_frame_db": quality["repeat_psnr"],
+        "held_out_clips": sum(len(b["instruction"]) for b in batches),
+        "sample_steps": args.steps,
+    }
+    write_results("model", figures)
+    curve = RESULTS / "model_training_curve.png"
+    training_curve(metrics, curve)
+    samples = sorted((args.run / "samples").glob("step_*"))
+    if samples:
+        shutil.copytree(samples[-1], RESULTS / "model_samples", dirs_exist_ok=True)
+
+    rows = [
+        ["joint: final position error, median (p90)", f"{figures['joint_final_pos_err_cm']:.2f} cm ({figures['joint_final_pos_err_cm_p90']:.2f})"],
+        ["joint: final rotation error, median", f"{figures['joint_final_rot_err_deg']:.1f}°"],
+        ["joint: gripper state correct", f"{100 * figures['joint_gripper_accuracy']:.0f} %"],
+        ["baseline: no motion", f"{figures['baseline_no_motion_final_pos_err_cm']:.2f} cm"],
+        ["baseline: mean trajectory", f"{figures['baseline_mean_trajectory_final_pos_err_cm']:.2f} cm"],
+        ["v2a (labelling): per-frame position error, median", f"{figures['v2a_pos_err_cm']:.2f} cm"],
+        ["a2v: PSNR of generated RGB / repeating the first frame", f"{figures['a2v_psnr_db']:.2f} / {figures['a2v_psnr_repeat_first_frame_db']:.2f} dB"],
+        ["training", f"{figures['train_minutes']:.0f} min, {step} steps, {figures['train_step_s']:.2f} s/step"],
+        ["data: loader / training step consumption", f"{loader:.0f} / {figures['train_samples_per_s']:.0f} samples/s ({loader / figures['train_samples_per_s']:.1f}×)"],
+        ["peak memory (this process)", f"{figures['peak_memory_gb']:.2f} GB"],
+        ["sampling latency, 10 steps: joint / policy canvas", f"{figures['sample_latency_s_joint']:.3f} / {figures['sample_latency_s_policy']:.3f} s"],
+        ["sampling latency, joint, 1 / 5 / 10 / 20 steps", " / ".join(f"{figures[f'sample_latency_s_joint_{s}_steps']:.3f}" for s in (1, 5, 10, 20)) + " s"],
+        ["GFLOPs per generation, joint / policy", f"{figures['gflops_joint']:.2f} / {figures['gflops_policy']:.2f}"],
+    ]
+    markdown = f"""
+## The model: `sim_cpu`
+
+Commands: `action-images collect --task reach push pick_place --episodes 100 --out data/sim --workers 2`,
+`action-images fit --config configs/sim_cpu.yaml`, then
+`python tools/bench_model.py --run {args.run} --config {args.config}`; on {machine_line()}.
+Results: `benchmarks/results/model.json`, the training curve `benchmarks/results/model_training_curve.png`,
+sample videos (RGB | action images | overlay, rows; views side by side) in `benchmarks/results/model_samples/`.
+
+Held-out episodes: the validation split by episode ({figures['held_out_clips']} clips, one every {args.every} frames),
+{args.steps} Euler steps, decoded by `rendering.decode_action_images`.
+
+{markdown_table(["figure", "value"], rows)}
+
+![training curve](benchmarks/results/model_training_curve.png)
+"""
+    update_section("model", markdown)
+    console.print(markdown)
+
+
+if __name__ == "__main__":
+    main()
