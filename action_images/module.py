@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -283,7 +282,7 @@ class ActionImagesModule(L.LightningModule):
 
     def write_samples(self, batch: dict, count: int = 2) -> None:
         """RGB | action images | overlay, generated in the training canvas's mode, as mp4 per sample."""
-        from datamodules.media import write_video
+        from datamodules.media import crop_to_even, write_video
         from rendering.renderer import overlay_action_images
 
         small = {k: (v[:count] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in batch.items()}
@@ -295,8 +294,4 @@ class ActionImagesModule(L.LightningModule):
             rgb = out["rgb"][i] if out["rgb"].shape[2] == actions.shape[1] else small["rgb"][i]
             rows = torch.cat([rgb, actions, overlay_action_images(rgb, actions)], -2)  # (V, T, 3, 3H, W)
             frames = torch.cat(list(rows), -1).permute(0, 2, 3, 1).cpu().numpy()  # (T, 3H, V·W, 3)
-            write_video(folder / f"sample_{i}.mp4", _even(frames), fps=2)
-
-
-def _even(frames: np.ndarray) -> np.ndarray:
-    return frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
+            write_video(folder / f"sample_{i}.mp4", crop_to_even(frames), fps=2)

@@ -9,7 +9,7 @@ import torch
 
 from datamodules.clips import EpisodeSource
 from datamodules.datamodule import open_source
-from datamodules.media import write_image, write_video
+from datamodules.media import crop_to_even, write_image, write_video
 from datamodules.schema import STATE_KEY
 from rendering.cameras import Cameras
 from rendering.poses import pose_from_vector
@@ -40,15 +40,9 @@ def visualize(dataset: str | Path, episode: int, out: str | Path, fps: int | Non
     views, length = frames.shape[:2]
     out = Path(out)
     tiled = torch.cat(list(frames), -1)  # (T, 3, H, V·W)
-    write_video(out, _even(tiled.permute(0, 2, 3, 1).numpy()), fps=fps or source.fps)
+    write_video(out, crop_to_even(tiled.permute(0, 2, 3, 1).numpy()), fps=fps or source.fps)
     picked = np.linspace(0, length - 1, min(8, length)).round().astype(int)
     sheet = torch.cat([torch.cat(list(frames[v, picked]), -1) for v in range(views)], -2)
     sheet_path = out.with_suffix(".png")
     write_image(sheet_path, sheet.permute(1, 2, 0).numpy())
     return out, sheet_path
-
-
-def _even(frames: np.ndarray) -> np.ndarray:
-    """yuv420p needs even sizes: drop a last odd row or column."""
-    height, width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-    return frames[:, :height, :width]

@@ -39,6 +39,11 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def crop_to_even(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) frames without a last odd row or column (yuv420p needs even sizes)."""
+    return frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an (H, W, 3) image, float in [0, 1] or uint8, as PNG."""
     with atomic_path(path) as temporary:
