@@ -17,13 +17,15 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.collect import CollectConfig, collect  # noqa: E402
+from action_images.module import ActionImagesModule  # noqa: E402
 from datamodules.datamodule import RobotDataModule  # noqa: E402
-from tools.benchlib import RESULTS, machine_line, markdown_table, update_section, write_results  # noqa: E402
+from tools.benchlib import RESULTS, ROOT, machine_line, markdown_table, median_ms, update_section, write_results  # noqa: E402
 
 # The default CPU clip (the `sim_cpu` data shape): 3 views, current + 4 future frames 3 apart, 32².
 CLIP = dict(num_frames=5, stride=3, image_size=32)
@@ -50,25 +52,22 @@ def loader_throughput(dataset: Path, workers: int, batches: int = 40) -> dict[st
     return figures
 
 
-def stand_in_step(views: int = 3, tokens_per_view: int = 48, width: int = 256, layers: int = 4, steps: int = 20) -> float:
-    """Samples per second consumed by a stand-in training step of the `sim_cpu` input size: a
-    4-layer transformer (≈3 M parameters) over 3 views × 48 tokens (32² clips, patch 2×8×8), AdamW,
-    batch 16. Replaced by the real `sim_cpu` step once the model exists."""
-    torch.manual_seed(0)
-    layer = torch.nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=4 * width, batch_first=True, norm_first=True)
-    model = torch.nn.Sequential(torch.nn.Linear(3 * 2 * 8 * 8, width), torch.nn.TransformerEncoder(layer, layers), torch.nn.Linear(width, 3 * 2 * 8 * 8))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    tokens = torch.randn(BATCH, views * tokens_per_view, 3 * 2 * 8 * 8)
-    times = []
-    for step in range(steps + 3):
-        start = time.perf_counter()
-        loss = (model(tokens) - tokens).pow(2).mean()
+def sim_cpu_step(dataset: Path, steps: int = 10) -> float:
+    """Samples per second consumed by the `sim_cpu` training step (configs/sim_cpu.yaml: model, batch
+    and clip shape) on this dataset, both cores, data already in memory."""
+    config = yaml.safe_load((ROOT / "configs" / "sim_cpu.yaml").read_text())
+    data = RobotDataModule(**{**config["data"], "datasets": [str(dataset)], "num_workers": 0, "val_fraction": 0.0})
+    model = ActionImagesModule(**config["model"], instructions=data.instructions())
+    batch = next(iter(data.train_dataloader()))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss, _ = model.diffusion_loss(batch, model.sample_modes(batch["has_actions"]))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step >= 3:
-            times.append(time.perf_counter() - start)
-    return BATCH / (sum(times) / len(times))
+
+    return config["data"]["batch_size"] / (median_ms(step, repeats=steps, warmup=2) / 1000)
 
 
 def main() -> None:
@@ -83,9 +82,10 @@ def main() -> None:
         summary = collect(CollectConfig(tasks=("pick_place",), episodes=args.episodes, out=dataset, workers=2))
         console.print("loader: 0 and 2 workers")
         loader = {workers: loader_throughput(dataset, workers) for workers in (0, 2)}
+        console.print("training step: sim_cpu")
+        train_samples_per_s = sim_cpu_step(dataset)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    train_samples_per_s = stand_in_step()
 
     sim_path = RESULTS / "sim.json"
     sim = json.loads(sim_path.read_text()) if sim_path.exists() else {}
@@ -99,7 +99,6 @@ def main() -> None:
         "loader_samples_per_s_0_workers": loader[0]["warm"],
         "loader_samples_per_s_0_workers_first_pass": loader[0]["first_pass"],
         "train_samples_per_s": train_samples_per_s,
-        "train_samples_per_s_is_stand_in": True,
         "loader_over_train": loader[2]["warm"] / train_samples_per_s,
     }
     path = write_results("data", figures)
@@ -131,12 +130,10 @@ Collection and loading (the default CPU clip: 3 views × 5 frames, stride 3, 32�
     ["loader, 2 workers, first pass (decodes each episode once)", f"{loader[2]['first_pass']:.0f} samples/s"],
     ["loader, 2 workers, later epochs (episodes cached per worker)", f"{loader[2]['warm']:.0f} samples/s"],
     ["loader, 0 workers, first pass / later", f"{loader[0]['first_pass']:.0f} / {loader[0]['warm']:.0f} samples/s"],
-    ["training step consumption (stand-in of the sim_cpu input size, see below)", f"{train_samples_per_s:.0f} samples/s"],
+    ["training step consumption (configs/sim_cpu.yaml: model, batch, clip)", f"{train_samples_per_s:.0f} samples/s"],
     ["loader ÷ training step", f"{figures['loader_over_train']:.1f}×"],
 ])}
 
-The training-step figure is a stand-in until the model lands: a 4-layer transformer (width 256, ≈3 M
-parameters) over the same token count as the `sim_cpu` canvas (3 views × 48 tokens), AdamW, batch {BATCH}.
 Loader and step are measured one after the other, each with both cores.
 """
     update_section("data", markdown)
