@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -57,9 +58,9 @@ class ActionImagesModule(L.LightningModule):
 
     def __init__(
         self,
-        transformer: dict | None = None,
-        codec: dict | None = None,
-        text_encoder: dict | None = None,
+        transformer: dict[str, Any] | None = None,
+        codec: dict[str, Any] | None = None,
+        text_encoder: dict[str, Any] | None = None,
         canvas: str = "joint",
         order: str = "segments",
         mode_mix: dict[str, float] | None = None,

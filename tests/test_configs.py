@@ -48,3 +48,11 @@ def test_full_scale_configs_match_the_reference(name, architecture, vae, billion
     assert tokens == pytest.approx(11_000, rel=0.05)  # the paper's ~11k tokens
     assert config["model"]["lr"] == 5e-7 and config["model"]["warmup_steps"] == 1000
     assert config["trainer"]["gradient_clip_val"] == 1.0 and config["trainer"]["precision"].startswith("bf16")
+
+
+def test_nested_options_keep_their_types_on_the_command_line():
+    """`--model.transformer.num_layers 8` must give the integer 8, not the string "8"."""
+    parser = LightningArgumentParser()
+    parser.add_lightning_class_args(ActionImagesModule, "model")
+    config = parser.parse_args(["--model.transformer", "{num_layers: 2}", "--model.transformer.attention_head_dim", "64"])
+    assert config.model.transformer == {"num_layers": 2, "attention_head_dim": 64}
