@@ -41,14 +41,15 @@ def rz(t):
 @given(matrix=rotation_matrices(), fmt=st.sampled_from(FORMATS))
 def test_every_format_round_trips(matrix, fmt):
     back = to_matrix(from_matrix(matrix, fmt), fmt)
-    assert torch.allclose(back, matrix, atol=1e-9)
+    # Near gimbal lock (pitch ±90°) Euler angles lose precision like √ε: 1e-6 still catches any convention error.
+    assert torch.allclose(back, matrix, atol=1e-6)
 
 
 @settings(max_examples=30, deadline=None)
 @given(matrix=rotation_matrices(), source=st.sampled_from(FORMATS), target=st.sampled_from(FORMATS))
 def test_conversion_between_formats_preserves_the_rotation(matrix, source, target):
     converted = convert(from_matrix(matrix, source), source, target)
-    assert torch.allclose(to_matrix(converted, target), matrix, atol=1e-9)
+    assert torch.allclose(to_matrix(converted, target), matrix, atol=1e-6)
 
 
 def test_euler_xyz_is_extrinsic_z_times_y_times_x():
