@@ -59,6 +59,12 @@ def sim_cpu_step(dataset: Path, steps: int = 10) -> float:
     data = RobotDataModule(**{**config["data"], "datasets": [str(dataset)], "num_workers": 0, "val_fraction": 0.0})
     model = ActionImagesModule(**config["model"], instructions=data.instructions())
     batch = next(iter(data.train_dataloader()))
+    return config["data"]["batch_size"] / training_step_seconds(model, batch, steps)
+
+
+def training_step_seconds(model: ActionImagesModule, batch: dict, repeats: int = 10) -> float:
+    """Median seconds of one optimisation step (loss, backward, AdamW) on `batch`."""
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -67,7 +73,7 @@ def sim_cpu_step(dataset: Path, steps: int = 10) -> float:
         loss.backward()
         optimizer.step()
 
-    return config["data"]["batch_size"] / (median_ms(step, repeats=steps, warmup=2) / 1000)
+    return median_ms(step, repeats=repeats, warmup=2) / 1000
 
 
 def main() -> None:

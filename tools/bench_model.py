@@ -125,17 +125,9 @@ def mean_training_displacement(data: RobotDataModule, limit: int = 2000) -> torc
 
 
 def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[str, float]:
-    figures: dict[str, float] = {}
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    from tools.bench_data import training_step_seconds
 
-    def step() -> None:
-        loss, _ = model.diffusion_loss(batch, model.sample_modes(batch["has_actions"]))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    figures["train_step_s"] = median_ms(step, repeats=10, warmup=2) / 1000
+    figures: dict[str, float] = {"train_step_s": training_step_seconds(model, batch)}
     figures["train_samples_per_s"] = data_batch_size / figures["train_step_s"]
     model.eval()
     one = {k: (v[:1] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in batch.items()}
