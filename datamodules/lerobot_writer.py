@@ -122,8 +122,8 @@ class LeRobotWriter:
         if self.closed:
             raise RuntimeError("the writer is closed")
         index, length = len(self.episodes), episode.length
-        columns = self._episode_columns(episode, index, length)
-        start = sum(e["length"] for e in self.episodes)
+        start = self.episodes[-1]["dataset_to_index"] if self.episodes else 0
+        columns = self._episode_columns(episode, index, length, start)
         record = {
             "episode_index": index,
             "tasks": [episode.instruction],
@@ -157,9 +157,8 @@ class LeRobotWriter:
         self.episodes.append(record)
         return index
 
-    def _episode_columns(self, episode: Episode, index: int, length: int) -> dict[str, np.ndarray]:
+    def _episode_columns(self, episode: Episode, index: int, length: int, start: int) -> dict[str, np.ndarray]:
         task_index = self.tasks.setdefault(episode.instruction, len(self.tasks))
-        start = sum(e["length"] for e in self.episodes)
         columns = {
             "timestamp": (np.arange(length) / self.fps).astype(np.float32),
             "frame_index": np.arange(length, dtype=np.int64),
