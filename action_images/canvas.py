@@ -184,6 +184,12 @@ class CanvasLayout:
         ids = [slot.view * 2 + (slot.kind is SegmentKind.ACTION) for slot in self.slots]
         return torch.tensor(ids, dtype=torch.long)
 
+    def first_frame_positions(self) -> Tensor:
+        """long (length,): for each slot, the canvas position of frame 0 of the same view and kind —
+        where a model that predicts the change from the first frame finds what it adds to."""
+        first = {(slot.view, slot.kind): slot.position for slot in self.slots if slot.frame == 0}
+        return torch.tensor([first[(slot.view, slot.kind)] for slot in self.slots], dtype=torch.long)
+
     def table(self, modes: tuple[Mode, ...] = ()) -> str:
         """The slots as a markdown table (position, view, kind, frame), with a given/gen column per mode."""
         masks = [self.given(mode).tolist() for mode in modes]

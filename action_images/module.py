@@ -46,7 +46,12 @@ class ActionImagesModule(L.LightningModule):
         mode_mix: probabilities of joint / a2v / v2a / video for samples with actions.
         prediction: "velocity" (the reference) or "x0".
         timestep_shift: Wan's shift (5 at 512²).
-        action_loss_weight: w in 1 + w·intensity on action frames (pixel-like codecs only).
+        action_loss_weight: w in 1 + w·g on action frames, g ∈ [0, 1] the drawn Gaussians (B's gripper
+            background removed), so the few pixels that carry the pose are not outweighed by the
+            background (pixel-like codecs only).
+        predict_change: segment kinds ("rgb", "action") whose x0 is predicted as the change from the
+            view's given first frame of that kind: at initialisation the model repeats the first frame,
+            and learns only what moves (x0 prediction only).
         text_dropout: share of prompts dropped to "" for classifier-free guidance.
         lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
             over max_steps (constant when max_steps is None).
@@ -67,6 +72,7 @@ class ActionImagesModule(L.LightningModule):
         prediction: str = "velocity",
         timestep_shift: float = 5.0,
         action_loss_weight: float = 0.0,
+        predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
@@ -102,6 +108,9 @@ class ActionImagesModule(L.LightningModule):
         mix = mode_mix or {"joint": 0.85, "a2v": 0.05, "v2a": 0.05, "video": 0.05}
         self.mode_mix = {Mode.parse(name): float(p) for name, p in mix.items()}
         self.prediction = Prediction.parse(prediction)
+        self.change_kinds = {SegmentKind(kind) for kind in (predict_change or [])}
+        if self.change_kinds and self.prediction is not Prediction.X0:
+            raise ValueError(f"predict_change={predict_change} needs prediction='x0', got {prediction!r}")
         self.normalization_stats: dict | None = None
 
     # --- set-up -----------------------------------------------------------------------------------
@@ -183,6 +192,29 @@ class ActionImagesModule(L.LightningModule):
         p_t, p_h, p_w = self.transformer.config.patch_size
         return p_t, (latent_size[0] // p_h) * (latent_size[1] // p_w)
 
+    def change_base(self, layout: CanvasLayout, canvas: torch.Tensor) -> torch.Tensor | None:
+        """What the network's output is added to: each slot's given first frame of the same view and
+        kind, for the kinds in `predict_change` (None when there are none). Frame 0 is given in every
+        mode, so this reads only clean latents."""
+        if not self.change_kinds:
+            return None
+        keep = torch.tensor([slot.kind in self.change_kinds for slot in layout.slots], device=canvas.device)
+        base = canvas.index_select(2, layout.first_frame_positions().to(canvas.device))
+        return base * keep[None, None, :, None, None]
+
+    def predict(self, layout: CanvasLayout, x: torch.Tensor, clean_first: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The transformer's output in the module's prediction target (x0 or velocity)."""
+        output = self.transformer(x, *args, **kwargs)
+        base = self.change_base(layout, clean_first)
+        return output if base is None else output + base
+
+    def gaussian_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G
+        as they are, B above its gripper background (SPEC §3), through the (pixel-like) codec."""
+        red, green, blue = action_images.unbind(-3)
+        gaussians = torch.stack([red, green, ((blue - 0.25) / 0.75).clamp(min=0)], -3)
+        return ((self.encode_segments(gaussians) + 1) / 2).clamp(0, 1)
+
     # --- training ---------------------------------------------------------------------------------
     def sample_modes(self, has_actions: torch.Tensor) -> list[Mode]:
         if self.canvas_kind is Mode.POLICY:
@@ -211,13 +243,13 @@ class ActionImagesModule(L.LightningModule):
         noisy = torch.where(frame_given, clean, add_noise(clean, noise, t))
         timesteps = torch.cat([layout.token_timesteps(m, t[i : i + 1] * TIMESTEP_SCALE, patch_t, tokens_per_frame) for i, m in enumerate(mask_modes)])
 
-        output = self.transformer(noisy, timesteps, text, plucker=plucker, slot_ids=layout.slot_ids().to(clean.device))
+        output = self.predict(layout, noisy, clean, timesteps, text, plucker=plucker, slot_ids=layout.slot_ids().to(clean.device))
         target = training_target(clean, noise, self.prediction)
         weight = (~frame_given).float().expand_as(clean).clone()
         if self.hparams.action_loss_weight:
             is_action = torch.tensor([s.kind is SegmentKind.ACTION for s in layout.slots], device=clean.device)[None, None, :, None, None]
-            intensity = ((clean + 1) / 2).clamp(0, 1)
-            weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * intensity, 1.0)
+            gaussians = layout.pack(torch.zeros_like(rgb), self.gaussian_weight_latents(batch["action_images"]))
+            weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * gaussians, 1.0)
         if self.canvas_kind is Mode.POLICY:
             weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]
         error = (output - target).square() * weight
@@ -271,10 +303,10 @@ class ActionImagesModule(L.LightningModule):
         for timestep in scheduler.timesteps:
             sigma = (timestep / TIMESTEP_SCALE).expand(len(x))
             tokens_t = layout.token_timesteps(mode, sigma * TIMESTEP_SCALE, patch_t, tokens_per_frame)
-            output = self.transformer(x, tokens_t, text, plucker=plucker, slot_ids=slot_ids)
+            output = self.predict(layout, x, clean, tokens_t, text, plucker=plucker, slot_ids=slot_ids)
             velocity = to_velocity(output, x, sigma, self.prediction)
             if guidance != 1:
-                unconditional = to_velocity(self.transformer(x, tokens_t, empty, plucker=plucker, slot_ids=slot_ids), x, sigma, self.prediction)
+                unconditional = to_velocity(self.predict(layout, x, clean, tokens_t, empty, plucker=plucker, slot_ids=slot_ids), x, sigma, self.prediction)
                 velocity = unconditional + guidance * (velocity - unconditional)
             x = scheduler.step(velocity, timestep, x).prev_sample
             x = torch.where(given, clean, x)

@@ -67,6 +67,16 @@ class ClipConfig:
     cache_episodes: int = 256
 
 
+def resize_frames(frames: torch.Tensor, size: int | None) -> torch.Tensor:
+    """uint8 (..., 3, H, W) → uint8 (..., 3, size, size), bilinear with antialiasing; the one resize
+    of training clips and of live observations, so a policy sees what the model was trained on."""
+    if size is None or frames.shape[-2:] == (size, size):
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-3:]).float()
+    resized = torch.nn.functional.interpolate(flat, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8).reshape(*frames.shape[:-2], size, size)
+
+
 def clip_frame_indices(start: int, length: int, num_frames: int, stride: int) -> np.ndarray:
     """Frame indices of a clip; past the end the last frame repeats."""
     return np.minimum(start + stride * np.arange(num_frames), length - 1)
@@ -95,12 +105,7 @@ class ClipDataset(torch.utils.data.Dataset):
         unique, inverse = np.unique(frames, return_inverse=True)
         rgb = np.stack([self.source.frames(episode, camera, unique)[inverse] for camera in self.cameras])
         self._source_size = rgb.shape[2:4]
-        rgb = torch.from_numpy(rgb).permute(0, 1, 4, 2, 3)
-        size = self.config.image_size
-        if size is None or rgb.shape[-2:] == (size, size):
-            return rgb
-        resized = torch.nn.functional.interpolate(rgb.flatten(0, 1).float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return resized.round_().clamp_(0, 255).to(torch.uint8).unflatten(0, rgb.shape[:2])
+        return resize_frames(torch.from_numpy(rgb).permute(0, 1, 4, 2, 3), self.config.image_size)
 
     def _decoded_episode(self, episode: int) -> torch.Tensor:
         cache = self._cache

@@ -1,0 +1,58 @@
+"""Live observations → model inputs, exactly as training clips are made.
+
+An observation is the simulator's (and a LeRobot-style robot's) dict:
+
+| key | value |
+|---|---|
+| `images` | `{camera: uint8 (H, W, 3)}` RGB |
+| `intrinsics` | `{camera: (3, 3)}` OpenCV K in pixels of that image |
+| `extrinsics` | `{camera: (4, 4)}` camera-to-world, OpenCV |
+| `ee_pose` | `(8,)` `[x, y, z, qx, qy, qz, qw, g]`, world frame, g = 1 open |
+| `instruction` | the task in words |
+
+Actions a policy returns have the `ee_pose` layout: absolute end-effector targets (SPEC §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from datamodules.clips import resize_frames
+from rendering.cameras import Cameras
+
+POSE_SIZE = 8
+
+
+@dataclass
+class Views:
+    """One time step of the chosen cameras, at the model's image size."""
+
+    rgb: torch.Tensor  # (V, 3, H, W) float in [0, 1]
+    cameras: Cameras  # batch (V,)
+    pose: torch.Tensor  # (8,) float32
+    instruction: str
+
+
+def observation_views(observation: dict, cameras: list[str], image_size: int | None) -> Views:
+    """Pick `cameras` from an observation and resize them (and their intrinsics) like training clips."""
+    for key in ("images", "intrinsics", "extrinsics", "ee_pose"):
+        if key not in observation:
+            raise KeyError(f"observation has no {key!r} (it has {sorted(observation)})")
+    missing = [c for c in cameras if c not in observation["images"] or c not in observation["intrinsics"] or c not in observation["extrinsics"]]
+    if missing:
+        raise KeyError(f"observation lacks cameras {missing} (images: {sorted(observation['images'])}); the model needs {cameras}")
+    images = np.stack([np.asarray(observation["images"][c]) for c in cameras])
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"observation images must be uint8 (H, W, 3) per camera, got {images.dtype} {images.shape[1:]}")
+    pose = torch.as_tensor(np.asarray(observation["ee_pose"], dtype=np.float32))
+    if pose.shape != (POSE_SIZE,) or not torch.isfinite(pose).all():
+        raise ValueError(f"observation ee_pose must be 8 finite numbers [x y z qx qy qz qw g], got {pose.tolist()}")
+    height, width = images.shape[1:3]
+    rgb = resize_frames(torch.from_numpy(images).permute(0, 3, 1, 2), image_size)
+    intrinsics = torch.as_tensor(np.stack([observation["intrinsics"][c] for c in cameras]), dtype=torch.float32)
+    extrinsics = torch.as_tensor(np.stack([observation["extrinsics"][c] for c in cameras]), dtype=torch.float32)
+    view_cameras = Cameras(intrinsics, extrinsics, height, width).resize(*rgb.shape[-2:])
+    return Views(rgb.float() / 255, view_cameras, pose, str(observation.get("instruction", "")))
