@@ -51,6 +51,68 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clip_options(args: argparse.Namespace) -> dict:
+    return dict(
+        num_frames=args.num_frames, stride=args.stride, image_size=args.image_size, cameras=args.cameras,
+        steps=args.steps, seed=args.seed, progress=True,
+    )
+
+
+def _label(args: argparse.Namespace) -> int:
+    from action_images.label import label_dataset, load_pipeline
+
+    summary = label_dataset(
+        load_pipeline(args.checkpoint), args.input, args.output, hide_ground_truth=not args.anchor_on_ground_truth,
+        first_pose=args.first_pose, **_clip_options(args),
+    )
+    print(
+        f"labelled {summary['frames']} frames of {summary['episodes']} episodes into {summary['output']} in "
+        f"{summary['seconds']:.1f} s ({summary['frames_per_s']:.1f} frames/s); confident frames: {summary['confident_fraction']:.1%}"
+    )
+    if "position_error_cm_median" in summary:
+        print(
+            f"against the recorded poses (hidden while labelling; frames ≥ 1): position error median "
+            f"{summary['position_error_cm_median']:.2f} cm (mean {summary['position_error_cm_mean']:.2f} cm), "
+            f"rotation error median {summary['rotation_error_deg_median']:.1f}°, gripper accuracy {summary['gripper_accuracy']:.1%}"
+        )
+    return 0
+
+
+def _augment(args: argparse.Namespace) -> int:
+    from action_images.augment import augment_dataset
+    from action_images.label import load_pipeline
+
+    summary = augment_dataset(
+        load_pipeline(args.checkpoint), args.input, args.output, per_episode=args.per_episode, max_offset_m=args.max_offset,
+        workspace_margin_m=args.workspace_margin, include_source=not args.generated_only, **_clip_options(args),
+    )
+    print(
+        f"generated {summary['episodes_generated']} episodes ({summary['frames_generated']} frames) beside "
+        f"{summary['episodes_copied']} recorded ones into {summary['output']}: {summary['episodes_per_s']:.2f} episodes/s, "
+        f"{summary['frames_per_s']:.1f} frames/s; preview: {summary['preview']}"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from action_images.evaluate import EvalConfig, evaluate, success_markdown, load_policy
+
+    policy = load_policy(
+        args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
+        mode=args.mode, replan_every=args.replan_every, steps=args.steps,
+    )
+    label = args.label or f"{type(policy).__name__}_{args.mode}_k{policy.replan_every}"
+    args.cameras = policy.cameras
+    config = EvalConfig(
+        tasks=tuple(t for item in args.task for t in item.split(",") if t), episodes=args.episodes, seed=args.seed,
+        cameras=tuple(args.cameras), camera_jitter=args.camera_jitter, videos=args.videos, out=args.out, label=label,
+    )
+    table = evaluate(policy, config)
+    print(success_markdown({label: table}))
+    print(f"wrote {args.out / (label + '_success.json')} and videos in {args.out / 'videos'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="action-images",
@@ -113,6 +175,77 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt written by action-images fit")
     export.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
     export.set_defaults(run=_export)
+
+    def clip_arguments(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--num-frames", type=int, default=5, help="frames per window, as in training (default: 5)")
+        command.add_argument("--stride", type=int, default=3, help="control steps between window frames, as in training (default: 3)")
+        command.add_argument("--image-size", type=int, default=32, help="the model's square image size (default: 32)")
+        command.add_argument("--steps", type=int, default=10, help="sampling steps (default: 10)")
+
+    def dataset_arguments(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--checkpoint", type=Path, required=True, help="a pipeline folder (action-images export) or a training .ckpt")
+        command.add_argument("--input", type=Path, required=True, help="the LeRobot v3.0/v2.1 dataset (or processed RLBench folder) to read; never modified")
+        command.add_argument("--output", type=Path, required=True, help="the new dataset folder to create (must not exist)")
+        command.add_argument("--cameras", nargs="+", default=None, help="the model's cameras, in training order (default: all of the dataset's)")
+        command.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (default: 0)")
+        clip_arguments(command)
+
+    label = commands.add_parser(
+        "label",
+        help="videos → a new dataset with 7-DoF actions (v2a over stitched windows) and a per-frame confidence",
+        description="Label every frame of every episode with the model in v2a mode: sliding windows of the training "
+        "clip shape, stitched from each episode's first pose (read from observation.state, or --first-pose), decoded "
+        "to 7-DoF. Writes a new LeRobot v3.0 dataset (same videos and calibration, observation.state = the labelled "
+        "poses, action = the next frame's, label.confidence per frame). When the input has recorded poses they stay "
+        "hidden while labelling and the labelling error against them is printed. Atomic.",
+    )
+    dataset_arguments(label)
+    label.add_argument("--first-pose", type=float, nargs=8, default=None, metavar="V",
+                       help="x y z qx qy qz qw gripper of every episode's first frame, for datasets without poses")
+    label.add_argument("--anchor-on-ground-truth", action="store_true",
+                       help="start every window from the recorded pose of its first frame (evaluation only; default: hidden)")
+    label.set_defaults(run=_label)
+
+    augment = commands.add_parser(
+        "augment",
+        help="perturbed trajectories → generated RGB (a2v) → new episodes flagged as generated, with a preview",
+        description="For each recorded episode, make N new trajectories (smooth offsets of the recorded one, kept in "
+        "the workspace its poses span), render their action images and generate the matching RGB video with the "
+        "model in a2v mode. Writes a new LeRobot v3.0 dataset at the model's image size: the recorded episodes "
+        "(augment.generated = 0) and the generated ones (augment.generated = 1), and preview.png, a contact sheet "
+        "of the generated episodes. Atomic.",
+    )
+    dataset_arguments(augment)
+    augment.add_argument("--per-episode", type=int, default=1, help="generated episodes per recorded episode (default: 1)")
+    augment.add_argument("--max-offset", type=float, default=0.05, help="largest displacement from the recorded trajectory, metres (default: 0.05)")
+    augment.add_argument("--workspace-margin", type=float, default=0.02, help="margin around the recorded positions' box, metres (default: 0.02)")
+    augment.add_argument("--generated-only", action="store_true", help="write only the generated episodes")
+    augment.set_defaults(run=_augment)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="closed-loop rollouts in the simulator: success table with 95 %% intervals, videos of what the model imagined",
+        description="Run a trained policy (an Action Images checkpoint or pipeline folder, or a baseline checkpoint) "
+        "in the MuJoCo simulator on seeded episodes that no training run saw, replanning every k control steps "
+        "(k = the whole horizon is the paper's open-loop protocol). Prints and writes the success table (per task, "
+        "Wilson 95 %% intervals) and mp4s: the real views on top, the imagined RGB and action images below.",
+    )
+    evaluation.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt of action-images fit (either model) or a pipeline folder")
+    evaluation.add_argument("--task", nargs="+", required=True, help="task name(s): reach, push, pick_place, stack, turn")
+    evaluation.add_argument("--episodes", type=int, default=50, help="episodes per task (default: 50)")
+    evaluation.add_argument("--replan-every", type=int, default=None, help="control steps per generation (default: the whole horizon, open loop)")
+    evaluation.add_argument("--mode", choices=["joint", "policy"], default="joint", help="canvas of the Action Images model (default: joint)")
+    evaluation.add_argument("--camera-jitter", type=float, default=0.0, help="random camera displacement, metres (default: 0; > 0 tests unseen placements)")
+    evaluation.add_argument("--cameras", nargs="+", default=None, help="the model's cameras (default: those it was trained on)")
+    evaluation.add_argument("--seed", type=int, default=100_000, help="first episode seed (default: 100000, unseen by collect)")
+    evaluation.add_argument("--videos", type=int, default=2, help="episodes recorded per task (default: 2)")
+    evaluation.add_argument("--label", default=None, help="name of this policy in the outputs")
+    evaluation.add_argument("--out", type=Path, default=Path("eval_output"), help="output folder (default: eval_output)")
+    evaluation.add_argument("--num-frames", type=int, default=None, help="frames per generation (default: as trained)")
+    evaluation.add_argument("--stride", type=int, default=None, help="control steps between generated frames (default: as trained)")
+    evaluation.add_argument("--image-size", type=int, default=None, help="the model's image size (default: as trained)")
+    evaluation.add_argument("--steps", type=int, default=10, help="sampling steps (default: 10)")
+    evaluation.set_defaults(run=_eval)
     return parser
 
 
@@ -123,16 +256,18 @@ def lightning_cli(argv: list[str]) -> int:
     """`fit / validate / test / predict`: Lightning's own CLI over the model and the data module."""
     from lightning.pytorch.cli import LightningCLI
 
-    from action_images.module import ActionImagesModule
     from datamodules.datamodule import RobotDataModule
 
     class ActionImagesCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
+            # Any LightningModule by `model: class_path:` (the baseline, ImageWAM); without one, the
+            # Action Images model, so its configs name only its arguments.
+            parser.set_defaults({"model": {"class_path": "action_images.module.ActionImagesModule"}})
             # The vocabulary text encoder is learned from the data's instructions; linking them at
             # instantiation builds it before any callback (e.g. EMA) copies the model.
-            parser.link_arguments("data", "model.instructions", compute_fn=lambda data: data.instructions(), apply_on="instantiate")
+            parser.link_arguments("data", "model.init_args.instructions", compute_fn=lambda data: data.instructions(), apply_on="instantiate")
 
-    ActionImagesCLI(ActionImagesModule, RobotDataModule, args=argv, save_config_kwargs={"overwrite": True})
+    ActionImagesCLI(None, RobotDataModule, subclass_mode_model=True, args=argv, save_config_kwargs={"overwrite": True})
     return 0
 
 

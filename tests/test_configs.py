@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -19,7 +20,8 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses_against_the_classes(path):
     parser = LightningArgumentParser()
-    parser.add_lightning_class_args(ActionImagesModule, "model")
+    parser.add_lightning_class_args(L.LightningModule, "model", subclass_mode=True)  # as the CLI: any module by class_path
+    parser.set_defaults({"model": {"class_path": "action_images.module.ActionImagesModule"}})
     parser.add_lightning_class_args(RobotDataModule, "data")
     parser.add_argument("--trainer", type=dict)
     parser.add_argument("--seed_everything", type=int)

@@ -1,0 +1,413 @@
+"""The baseline: a standard multi-view flow-matching action-chunk policy (Diffusion Policy-style).
+
+It is trained on the same clips as the Action Images model (`datamodules.datamodule.RobotDataModule`)
+and run in the same closed loop, so a success table can put the two side by side. Nothing of the
+action-image machinery is used: a small CNN reads each view's current RGB frame, and a transformer
+denoiser turns noise into a chunk of future end-effector poses by rectified flow.
+
+Conventions (SPEC §2):
+- poses are **absolute** end-effector poses in the world frame (= robot base frame), as
+  `[x, y, z, qx, qy, qz, qw, g]`: metres, quaternion **xyzw**, gripper openness g ∈ [0, 1], 1 = open;
+- images are RGB floats in [0, 1], `(B, V, 3, H, W)`, views in the order the model was trained on;
+- a clip's frame 0 is the current observation, frames 1 … K−1 (`stride` env steps apart) are the
+  chunk to predict, so `chunk = num_frames − 1`.
+
+Inside the model, each chunk step is a 10-vector (`ACTION_SIZE`): the position's displacement from the
+current position times `POSITION_SCALE` (so a chunk's motion is O(1)), the absolute rotation as rot6d
+(first two rows of R) and the gripper mapped to [−1, 1]. The objective is rectified flow:
+`x_t = (1 − t)·x_0 + t·ε`, the network predicts the velocity `ε − x_0`, MSE, on samples with actions
+only; sampling is Euler from t = 1 (noise) to t = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import roma
+import torch
+from torch import Tensor, nn
+
+from action_images.observation import POSE_SIZE, observation_views
+from action_images.text import VocabularyTextEncoder
+from rendering.poses import Pose, pose_from_vector, pose_to_vector
+from rendering.rotations import RotationFormat, from_matrix, to_matrix
+
+POSITION_SCALE = 10.0  # metres → decimetres: a chunk's displacements are O(1)
+ACTION_SIZE = 10  # per chunk step: displacement (3), rot6d (6), gripper in [-1, 1] (1)
+
+
+# --- poses ↔ model vectors ------------------------------------------------------------------------
+def pose_features(positions: Tensor, rotations: Tensor, gripper: Tensor) -> Tensor:
+    """(..., 3), (..., 3, 3), (...,) → (..., 10): position as given, rot6d, gripper in [-1, 1]."""
+    return torch.cat([positions, from_matrix(rotations, RotationFormat.ROT6D), (2 * gripper - 1).unsqueeze(-1)], -1)
+
+
+def chunk_targets(positions: Tensor, rotations: Tensor, gripper: Tensor) -> Tensor:
+    """A clip's poses (B, K, …) → the model's chunk (B, K − 1, 10), relative to frame 0's position."""
+    displacement = (positions[:, 1:] - positions[:, :1]) * POSITION_SCALE
+    return pose_features(displacement, rotations[:, 1:], gripper[:, 1:])
+
+
+def chunk_poses(actions: Tensor, current_positions: Tensor) -> Pose:
+    """The model's chunk (B, C, 10) and the current positions (B, 3) → absolute poses (B, C, …)."""
+    positions = current_positions[:, None] + actions[..., :3] / POSITION_SCALE
+    rotations = to_matrix(actions[..., 3:9], RotationFormat.ROT6D)
+    gripper = ((actions[..., 9] + 1) / 2).clamp(0, 1)
+    return Pose(positions, rotations, gripper)
+
+
+def interpolate_waypoints(current: Tensor, waypoints: Tensor, stride: int) -> Tensor:
+    """One absolute target per env step between chunk waypoints that are `stride` steps apart.
+
+    `current` (8,) is the pose now, `waypoints` (C, 8) the predicted chunk, both
+    `[x y z qx qy qz qw g]`. Returns (C·stride, 8): step j (1-based) lies j/stride of the way through
+    its segment — positions linearly, rotations by slerp (shortest arc) — and its gripper is the
+    segment's end waypoint's, thresholded at 0.5 to 1.0 (open) or 0.0 (closed). The last row is the
+    last waypoint.
+    """
+    poses = torch.cat([current[None], waypoints]).float()
+    start, end = poses[:-1], poses[1:]  # (C, 8) each
+    alpha = torch.arange(1, stride + 1, dtype=poses.dtype) / stride  # (S,)
+    positions = start[:, None, :3] + alpha[None, :, None] * (end[:, None, :3] - start[:, None, :3])  # (C, S, 3)
+    q_start, q_end = nn.functional.normalize(start[:, 3:7], dim=-1), nn.functional.normalize(end[:, 3:7], dim=-1)
+    quaternions = roma.unitquat_slerp(q_start, q_end, alpha).transpose(0, 1)  # (C, S, 4)
+    gripper = (end[:, None, 7:] > 0.5).to(poses.dtype).expand(-1, stride, 1)  # (C, S, 1)
+    return torch.cat([positions, quaternions, gripper], -1).flatten(0, 1)
+
+
+# --- normalisation statistics in checkpoints ------------------------------------------------------
+def stats_to_checkpoint(stats: dict[str, dict[str, Tensor]] | None) -> dict[str, dict[str, list]]:
+    """A data module's `normalization_stats()` → plain lists, as `ActionImagesModule` stores them
+    (loadable with `weights_only=True`). Missing statistics are an error, never a silent pass."""
+    if stats is None:
+        raise ValueError("normalisation statistics are missing: train with a data module that provides them")
+    return {key: {name: value.tolist() for name, value in entry.items()} for key, entry in stats.items()}
+
+
+def stats_from_checkpoint(checkpoint: dict) -> dict[str, dict[str, Tensor]]:
+    """The inverse of `stats_to_checkpoint`, read from a checkpoint dict; raises when absent."""
+    stored = checkpoint.get("normalization_stats")
+    if stored is None:
+        raise ValueError("this checkpoint holds no normalisation statistics")
+    return {key: {name: torch.tensor(value) for name, value in entry.items()} for key, entry in stored.items()}
+
+
+# --- the network ----------------------------------------------------------------------------------
+class ImageEncoder(nn.Module):
+    """(N, 3, H, W) in [0, 1] → (N, (H/8)·(W/8), hidden) tokens: four 3×3 convolutions with
+    GroupNorm + SiLU (three of stride 2), a 1×1 projection to `hidden`, and a learned position
+    embedding per feature-map cell."""
+
+    def __init__(self, hidden: int, image_size: int, widths: tuple[int, ...] = (32, 64, 128, 128)) -> None:
+        super().__init__()
+        layers, channels = [], 3
+        for index, width in enumerate(widths):
+            layers += [nn.Conv2d(channels, width, 3, stride=1 if index == 0 else 2, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
+            channels = width
+        layers.append(nn.Conv2d(channels, hidden, 1))
+        self.net = nn.Sequential(*layers)
+        cells = (image_size // 2 ** (len(widths) - 1)) ** 2
+        self.position = nn.Parameter(torch.randn(cells, hidden) * 0.02)
+
+    def forward(self, images: Tensor) -> Tensor:
+        features = self.net(images * 2 - 1)  # [-1, 1] inside the model (SPEC §2)
+        return features.flatten(2).transpose(1, 2) + self.position
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal embedding of flow times t ∈ [0, 1] (B,) → (B, dim)."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = 1000.0 * t.float()[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], -1)
+
+
+class BaselinePolicyModule(L.LightningModule):
+    """A multi-view flow-matching action-chunk policy (the baseline of the success table).
+
+    Observation tokens (the denoiser's memory): per view, the CNN's feature-map cells of the current
+    RGB frame plus a learned view embedding; one token of the current pose (position in metres,
+    rot6d, gripper in [-1, 1]); the instruction's word tokens (`VocabularyTextEncoder`). A transformer
+    decoder over the `chunk` action tokens (noisy chunk step + chunk-position + flow-time embedding)
+    self-attends and cross-attends to that memory and predicts the velocity.
+
+    Args:
+        image_size: square input size (a multiple of 8); views: cameras per sample, in a fixed order.
+        chunk: future poses predicted (= the data module's `num_frames − 1`).
+        hidden, layers, heads: width, depth and attention heads of the denoiser.
+        text_dim, text_length: width and maximum words of the instruction encoder.
+        instructions: the dataset's instructions (the vocabulary); the command line links them from the
+            data module, and without them `setup` reads them from it. Saved in the hyper-parameters, so
+            a checkpoint rebuilds the same encoder.
+        lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
+            over max_steps (constant when max_steps is None).
+        sample_steps: Euler steps of sampling.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        views: int = 3,
+        chunk: int = 4,
+        hidden: int = 256,
+        layers: int = 4,
+        heads: int = 4,
+        text_dim: int = 32,
+        text_length: int = 16,
+        instructions: list[str] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        sample_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 (the CNN downsamples three times by 2), got {image_size}")
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+        if min(views, chunk, layers, sample_steps) < 1:
+            raise ValueError(f"views, chunk, layers and sample_steps must be ≥ 1, got {views}, {chunk}, {layers}, {sample_steps}")
+        self.save_hyperparameters()
+        self.image_encoder = ImageEncoder(hidden, image_size)
+        self.view_embedding = nn.Parameter(torch.randn(views, hidden) * 0.02)
+        self.pose_in = nn.Linear(ACTION_SIZE, hidden)
+        self.text_in = nn.Linear(text_dim, hidden)
+        self.memory_norm = nn.LayerNorm(hidden)
+        self.action_in = nn.Linear(ACTION_SIZE, hidden)
+        self.chunk_position = nn.Parameter(torch.randn(chunk, hidden) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        layer = nn.TransformerDecoderLayer(hidden, heads, 4 * hidden, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.denoiser = nn.TransformerDecoder(layer, layers, norm=nn.LayerNorm(hidden))
+        self.action_out = nn.Linear(hidden, ACTION_SIZE)
+        # Registered last whether built here or in `setup`, so the parameter order is the same.
+        self.text_encoder: VocabularyTextEncoder | None = None
+        if instructions:
+            self.text_encoder = VocabularyTextEncoder.from_instructions(instructions, dim=text_dim, max_length=text_length)
+        self.normalization_stats: dict[str, dict[str, Tensor]] | None = None
+
+    # --- set-up and checkpoints -------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Build the instruction encoder from the data module's instructions when none were given, and
+        take the data module's normalisation statistics (they travel with the checkpoint)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.text_encoder is None:
+            if datamodule is None:
+                raise ValueError("the instruction vocabulary is learned from a data module's instructions; none was given")
+            self.hparams.instructions = list(datamodule.instructions())
+            self.text_encoder = VocabularyTextEncoder.from_instructions(
+                self.hparams.instructions, dim=self.hparams.text_dim, max_length=self.hparams.text_length
+            ).to(self.device)
+        if datamodule is not None and hasattr(datamodule, "normalization_stats"):
+            self.normalization_stats = datamodule.normalization_stats()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()  # timesteps and noise: a resumed run is the same run
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.normalization_stats = stats_from_checkpoint(checkpoint)
+        self._resume_rng_state = checkpoint.get("torch_rng_state")
+
+    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
+        # Restored here, not on load: starting the loaders after the load draws random numbers too.
+        state = getattr(self, "_resume_rng_state", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self._resume_rng_state = None
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if total is None:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- the network ------------------------------------------------------------------------------
+    def check_images(self, rgb: Tensor) -> None:
+        """(B, V, 3, H, W) in [0, 1] with the model's V, H and W, finite — else a ValueError."""
+        views, size = self.hparams.views, self.hparams.image_size
+        if rgb.ndim != 5 or rgb.shape[1:] != (views, 3, size, size):
+            raise ValueError(f"rgb must be (B, {views} views, 3, {size}, {size}), got {tuple(rgb.shape)}")
+        if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+            raise ValueError("rgb must be finite floats in [0, 1]")
+
+    def encode_observation(self, rgb: Tensor, pose_vector: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor]:
+        """Memory tokens (B, N, hidden) and their padding mask (B, N), True = ignore.
+
+        rgb (B, V, 3, H, W) in [0, 1]; pose_vector (B, 10) from `pose_features`."""
+        if self.text_encoder is None:
+            raise ValueError("the instruction encoder is not built yet: give `instructions` or train with a data module")
+        batch, views = rgb.shape[:2]
+        images = self.image_encoder(rgb.flatten(0, 1)).unflatten(0, (batch, views))  # (B, V, cells, hidden)
+        images = (images + self.view_embedding[None, :, None]).flatten(1, 2)
+        text, text_mask = self.text_encoder(list(instructions))
+        memory = torch.cat([images, self.pose_in(pose_vector)[:, None], self.text_in(text)], 1)
+        keep = torch.cat([torch.ones(batch, images.shape[1] + 1, dtype=torch.bool, device=rgb.device), text_mask.to(rgb.device)], 1)
+        return self.memory_norm(memory), ~keep
+
+    def velocity(self, x: Tensor, t: Tensor, memory: Tensor, padding: Tensor) -> Tensor:
+        """The predicted velocity ε − x_0 at noisy chunk x (B, chunk, 10) and flow time t (B,)."""
+        time = self.time_mlp(timestep_embedding(t, self.hparams.hidden))
+        tokens = self.action_in(x) + self.chunk_position + time[:, None]
+        return self.action_out(self.denoiser(tokens, memory, memory_key_padding_mask=padding))
+
+    # --- training ---------------------------------------------------------------------------------
+    def batch_inputs(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A data-module batch → (rgb of frame 0, current pose features, chunk targets, has_actions)."""
+        steps = batch["positions"].shape[1]
+        if steps - 1 != self.hparams.chunk:
+            raise ValueError(f"clips of {steps} frames give chunks of {steps - 1}, but the model predicts {self.hparams.chunk}: set num_frames = chunk + 1")
+        rgb = batch["rgb"][:, :, 0]
+        self.check_images(rgb)
+        positions, rotations, gripper = batch["positions"].float(), batch["rotations"].float(), batch["gripper"].float()
+        current = pose_features(positions[:, 0], rotations[:, 0], gripper[:, 0])
+        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=rgb.device)
+        return rgb, current, chunk_targets(positions, rotations, gripper), has_actions
+
+    def flow_matching_loss(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """Rectified flow: MSE between predicted and true velocity, mean over samples with actions."""
+        rgb, current, x0, has_actions = self.batch_inputs(batch)
+        memory, padding = self.encode_observation(rgb, current, batch["instruction"])
+        noise = self.randn(x0.shape, generator)
+        t = torch.rand(len(x0), generator=generator, device=self.noise_device(generator)).to(self.device)
+        x_t = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
+        error = (self.velocity(x_t, t, memory, padding) - (noise - x0)).square().mean((1, 2))
+        weight = has_actions.float()
+        return (error * weight).sum() / weight.sum().clamp(min=1)
+
+    def training_step(self, batch: dict, batch_index: int) -> Tensor:
+        loss = self.flow_matching_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["instruction"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        generator = torch.Generator(device=self.device).manual_seed(batch_index)
+        size = len(batch["instruction"])
+        self.log("val/loss", self.flow_matching_loss(batch, generator), prog_bar=True, batch_size=size)
+        rgb, current, x0, has_actions = self.batch_inputs(batch)
+        if has_actions.any():
+            sampled = self.sample(rgb, current, batch["instruction"], generator=generator)
+            error = (sampled[..., :3] - x0[..., :3]).norm(dim=-1).mean(1) / POSITION_SCALE  # metres, mean over the chunk
+            self.log("val/position_error", error[has_actions].mean(), batch_size=int(has_actions.sum()))
+
+    # --- sampling ---------------------------------------------------------------------------------
+    def noise_device(self, generator: torch.Generator | None) -> torch.device:
+        """Random numbers are drawn where the generator lives (the model's device without one)."""
+        return generator.device if generator is not None else self.device
+
+    def randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+        return torch.randn(shape, generator=generator, device=self.noise_device(generator)).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, rgb: Tensor, current: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None) -> Tensor:
+        """Euler integration of the flow from noise (t = 1) to a chunk (t = 0): (B, chunk, 10)."""
+        steps = steps or self.hparams.sample_steps
+        memory, padding = self.encode_observation(rgb, current, instructions)
+        x = self.randn((len(rgb), self.hparams.chunk, ACTION_SIZE), generator)
+        times = torch.linspace(1.0, 0.0, steps + 1, device=self.device)
+        for t, t_next in zip(times[:-1], times[1:]):
+            x = x + (t_next - t) * self.velocity(x, t.expand(len(x)), memory, padding)
+        return x
+
+    @torch.no_grad()
+    def predict_chunk(
+        self, rgb: Tensor, pose: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None
+    ) -> Tensor:
+        """The next `chunk` absolute poses from the current observation.
+
+        Args:
+            rgb: (B, V, 3, H, W) current frame of every view, floats in [0, 1] (uint8 accepted), at the
+                model's image size, views in the training order.
+            pose: (B, 8) current end-effector pose `[x y z qx qy qz qw g]`, world frame, g = 1 open.
+            instructions: B strings.
+            generator: for the initial noise (reproducible samples); steps: Euler steps (default
+                `sample_steps`).
+        Returns:
+            (B, chunk, 8) absolute poses `[x y z qx qy qz qw g]`, quaternion xyzw (qw ≥ 0), g ∈ [0, 1].
+        """
+        if rgb.dtype == torch.uint8:
+            rgb = rgb.float() / 255
+        self.check_images(rgb)
+        if pose.ndim != 2 or pose.shape != (len(rgb), POSE_SIZE):
+            raise ValueError(f"pose must be (B, 8) = ({len(rgb)}, 8) [x y z qx qy qz qw g], got {tuple(pose.shape)}")
+        if not torch.isfinite(pose).all():
+            raise ValueError("pose must be finite [x y z qx qy qz qw g]")
+        if isinstance(instructions, str) or len(instructions) != len(rgb):
+            raise ValueError(f"instructions must be a list of {len(rgb)} strings, got {instructions!r}")
+        rgb, pose = rgb.to(self.device, torch.float32), pose.to(self.device, torch.float32)
+        current = pose_from_vector(pose, RotationFormat.QUAT_XYZW)
+        actions = self.sample(rgb, pose_features(current.positions, current.rotations, current.gripper), instructions, generator, steps)
+        return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
+
+
+class BaselinePolicy:
+    """Closed-loop control with a `BaselinePolicyModule`: observation → absolute EE target per step.
+
+    Every `replan_every` env steps it predicts a chunk from the current observation (see
+    `action_images.observation` for the observation dict) and executes it: chunk waypoints are
+    `stride` env steps apart (the training clips' stride), so each env step gets one target
+    interpolated between them (`interpolate_waypoints`). Actions are float32 (8,)
+    `[x y z qx qy qz qw g]`, world frame, quaternion xyzw, g = 1.0 open / 0.0 closed.
+
+    Args:
+        module: a trained `BaselinePolicyModule` (put in eval mode).
+        cameras: observation camera names, in the order the model was trained on.
+        stride: env steps between chunk waypoints (the data module's `stride`).
+        replan_every: env steps between predictions, 1 … chunk·stride (default: the whole chunk).
+        sample_steps: Euler steps (default: the module's).
+        seed: the sampling noise's seed; `reset()` restarts it, so an episode is reproducible.
+    """
+
+    def __init__(
+        self, module: BaselinePolicyModule, cameras: list[str], stride: int = 3, replan_every: int | None = None,
+        sample_steps: int | None = None, seed: int = 0,
+    ) -> None:
+        if len(cameras) != module.hparams.views:
+            raise ValueError(f"the model was trained on {module.hparams.views} views, got cameras {list(cameras)}")
+        if stride < 1:
+            raise ValueError(f"stride must be ≥ 1, got {stride}")
+        self.horizon = module.hparams.chunk * stride
+        self.replan_every = self.horizon if replan_every is None else replan_every
+        if not 1 <= self.replan_every <= self.horizon:
+            raise ValueError(f"replan_every must be in 1 … {self.horizon} (chunk {module.hparams.chunk} × stride {stride}), got {replan_every}")
+        self.module = module.eval()
+        self.cameras, self.stride, self.sample_steps, self.seed = list(cameras), stride, sample_steps, seed
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, cameras: list[str], **kwargs) -> BaselinePolicy:
+        """From a training checkpoint (loaded on the CPU with `weights_only=True`)."""
+        module = BaselinePolicyModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return cls(module, cameras, **kwargs)
+
+    def reset(self) -> None:
+        """Start a new episode: forget the plan and restart the sampling noise."""
+        self.generator = torch.Generator(device=self.module.device).manual_seed(self.seed)
+        self.targets: np.ndarray | None = None  # (horizon, 8) targets of the current plan
+        self.steps_into_plan = 0
+
+    def plan(self, observation: dict) -> np.ndarray:
+        """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
+        views = observation_views(observation, self.cameras, self.module.hparams.image_size)
+        chunk = self.module.predict_chunk(views.rgb[None], views.pose[None], [views.instruction], generator=self.generator, steps=self.sample_steps)
+        return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        """The absolute EE target (8,) for this env step, replanning every `replan_every` steps."""
+        if self.targets is None or self.steps_into_plan >= self.replan_every:
+            self.targets, self.steps_into_plan = self.plan(observation), 0
+        action = self.targets[self.steps_into_plan].copy()
+        self.steps_into_plan += 1
+        return action

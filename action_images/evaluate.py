@@ -1,0 +1,193 @@
+"""Closed-loop evaluation in the simulator: any policy with `reset()` / `select_action(observation)`.
+
+Each episode is seeded (`seed + index`), so every policy meets the same scenes. The success rate of a
+task comes with a 95 % Wilson interval. Episodes can be recorded as mp4: the real views on top, and,
+for policies that expose what they imagined (`policy.imagined`: generated RGB and action images of the
+last plan), the imagined RGB and action images below, at the frame the plan has reached.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from action_images.sim import make_env
+from datamodules.clips import resize_frames
+from datamodules.media import atomic_path, write_video
+
+PANEL = 96  # pixels per view in episode videos
+
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+
+    def select_action(self, observation: dict) -> np.ndarray: ...
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    seconds: float
+    instruction: str
+
+
+@dataclass
+class EvalConfig:
+    tasks: tuple[str, ...] = ("reach",)
+    episodes: int = 50
+    seed: int = 100_000  # far from collection seeds (0…), so evaluation scenes are unseen
+    image_size: int = 128  # the simulator's render size (the policy resizes to its own)
+    cameras: tuple[str, ...] = ("front", "left", "right")
+    camera_jitter: float = 0.0
+    videos: int = 2  # episodes recorded per task
+    out: Path | None = None
+    label: str = "policy"
+    results: list[EpisodeResult] = field(default_factory=list)
+
+
+CLIP_KEYS = ("num_frames", "stride", "image_size")
+
+
+def training_clip(path: str | Path) -> dict:
+    """The clip shape a model was trained on: the data module's arguments in a training checkpoint,
+    or `clip.json` in a pipeline folder ({} when neither says)."""
+    path = Path(path)
+    if path.is_dir():
+        clip_file = path / "clip.json"
+        return json.loads(clip_file.read_text()) if clip_file.exists() else {}
+    data = torch.load(path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
+    return {key: data[key] for key in (*CLIP_KEYS, "cameras") if data.get(key) is not None}
+
+
+def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", replan_every: int | None = None, steps: int = 10, **clip) -> Policy:
+    """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a baseline checkpoint →
+    `BaselinePolicy`. The clip shape comes from the checkpoint unless given (None = from it)."""
+    from action_images.baseline import BaselinePolicy
+    from action_images.pipeline import ActionImagesPipeline
+    from action_images.policy import ActionImagesPolicy
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint or pipeline folder at {path}")
+    shape = {**training_clip(path), **{k: v for k, v in clip.items() if v is not None}}
+    cameras = list(cameras or shape.get("cameras") or ["front", "left", "right"])
+    missing = [key for key in CLIP_KEYS if key not in shape]
+    if missing:
+        raise ValueError(f"{path} does not say its training clip's {missing}: pass them (--num-frames, --stride, --image-size)")
+    if path.is_dir():
+        pipeline = ActionImagesPipeline.from_pretrained(path)
+    else:
+        hyper = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        if "chunk" in hyper:  # the baseline's signature argument
+            return BaselinePolicy.from_checkpoint(path, cameras=cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
+        pipeline = ActionImagesPipeline.from_checkpoint(path)
+    return ActionImagesPolicy(
+        pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
+        mode=mode, replan_every=replan_every, steps=steps,
+    )
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _panel(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 (H, W, 3) images → one row (3, PANEL, n·PANEL)."""
+    frames = resize_frames(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), PANEL)
+    return torch.cat(list(frames), -1)
+
+
+def _video_frame(observation: dict, cameras: tuple[str, ...], policy: Policy) -> np.ndarray:
+    """The real views; below them, for policies that imagine, the imagined frame being headed to."""
+    rows = [_panel([observation["images"][c] for c in cameras])]
+    imagined = getattr(policy, "imagined", None)
+    if imagined is not None:
+        frame = min(imagined["action_images"].shape[1] - 1, policy.plan_step // policy.stride + 1)
+        for key in ("rgb", "action_images"):
+            video = imagined[key]
+            picked = video[:, min(frame, video.shape[1] - 1)]  # (V, 3, h, w) in [0, 1]
+            rows.append(_panel([(v.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for v in picked]))
+    return torch.cat(rows, -2).permute(1, 2, 0).numpy()
+
+
+def run_episode(env, policy: Policy, seed: int, record: bool, cameras: tuple[str, ...]) -> tuple[EpisodeResult, list[np.ndarray]]:
+    observation, info = env.reset(seed=seed)
+    policy.reset()
+    frames, success, steps, start = [], False, 0, time.perf_counter()
+    while True:
+        action = policy.select_action(observation)
+        if record:
+            frames.append(_video_frame(observation, cameras, policy))
+        observation, _, terminated, truncated, info = env.step(action)
+        steps += 1
+        success = bool(info["success"])
+        if terminated or truncated:
+            break
+    result = EpisodeResult(env.task.name if hasattr(env.task, "name") else "", seed, success, steps, time.perf_counter() - start, info["instruction"])
+    return result, frames
+
+
+def evaluate(policy: Policy, config: EvalConfig) -> dict:
+    """Run `config.episodes` seeded episodes per task; returns the success table (and writes it, with
+    videos, under `config.out` when set)."""
+    table = {}
+    with Progress() as progress:
+        for task in config.tasks:
+            env = make_env(task, image_size=config.image_size, cameras=config.cameras, camera_jitter=config.camera_jitter)
+            bar = progress.add_task(f"{config.label}: {task}", total=config.episodes)
+            results = []
+            for index in range(config.episodes):
+                record = config.out is not None and index < config.videos
+                result, frames = run_episode(env, policy, config.seed + index, record, config.cameras)
+                result.task = task
+                results.append(result)
+                if record:
+                    outcome = "success" if result.success else "failure"
+                    write_video(config.out / "videos" / f"{config.label}_{task}_{index:03d}_{outcome}.mp4", np.stack(frames), fps=5)
+                progress.update(bar, advance=1, description=f"{config.label}: {task} {sum(r.success for r in results)}/{len(results)}")
+            env.close()
+            config.results.extend(results)
+            successes = sum(r.success for r in results)
+            low, high = wilson_interval(successes, len(results))
+            table[task] = {
+                "success": successes / len(results), "ci95": [low, high], "episodes": len(results),
+                "mean_steps": float(np.mean([r.steps for r in results])),
+                "seconds_per_episode": float(np.mean([r.seconds for r in results])),
+            }
+    if config.out is not None:
+        config.out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(config.out / f"{config.label}_episodes.json") as path:
+            path.write_text(json.dumps([asdict(r) for r in config.results], indent=1))
+        with atomic_path(config.out / f"{config.label}_success.json") as path:
+            path.write_text(json.dumps(table, indent=1))
+    return table
+
+
+def success_markdown(tables: dict[str, dict]) -> str:
+    """{policy label: table} → one markdown table, a column per policy: `rate [low, high]`."""
+    tasks = sorted({task for table in tables.values() for task in table})
+    lines = ["| task | " + " | ".join(tables) + " |", "|---|" + "---|" * len(tables)]
+    for task in tasks:
+        cells = []
+        for table in tables.values():
+            row = table.get(task)
+            cells.append("—" if row is None else f"{row['success']:.0%} [{row['ci95'][0]:.0%}, {row['ci95'][1]:.0%}] (n={row['episodes']})")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

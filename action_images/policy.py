@@ -1,0 +1,136 @@
+"""`ActionImagesPolicy`: the model as a closed-loop controller (LeRobot style: `reset()`,
+`select_action(observation)`).
+
+At a replanning step the policy renders the current end-effector pose as the first action frame of
+every view, generates the future (`joint` canvas: RGB and action frames; `policy` canvas: action
+frames only), decodes the action frames into 7-DoF waypoints `stride` control steps apart, and turns
+them into one absolute target per control step (positions linear, rotations slerped, gripper held at
+the waypoint's command). It executes the first `replan_every` targets, then plans again from what it
+observes; `replan_every = (num_frames − 1)·stride` executes the whole generation open loop, which is the
+paper's protocol.
+
+Frames the decoder marks low-confidence (a point seen by fewer than two views, an axis of the wrong
+length) are never executed as decoded: they are interpolated from the confident neighbours, and after
+the last confident waypoint the policy holds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import roma
+import torch
+
+from action_images.canvas import Mode
+from action_images.observation import observation_views
+from action_images.pipeline import ActionImagesPipeline
+from rendering.cameras import Cameras
+from rendering.poses import pose_from_vector
+from rendering.rotations import RotationFormat
+
+
+def fill_unconfident(positions: torch.Tensor, rotations: torch.Tensor, confident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Waypoints (T, 3) and (T, 3, 3) whose frame 0 is the (confident) current pose: unconfident
+    frames between confident ones are interpolated, those after the last confident one hold it."""
+    confident = confident.clone()
+    confident[0] = True
+    known = confident.nonzero().flatten().tolist()
+    positions, rotations = positions.clone(), rotations.clone()
+    quats = roma.rotmat_to_unitquat(torch.nan_to_num(rotations))
+    for frame in range(len(positions)):
+        if confident[frame]:
+            continue
+        before = max(k for k in known if k < frame)
+        after = [k for k in known if k > frame]
+        if not after:
+            positions[frame], rotations[frame] = positions[before], rotations[before]
+            continue
+        share = (frame - before) / (after[0] - before)
+        positions[frame] = torch.lerp(positions[before], positions[after[0]], share)
+        quat = roma.unitquat_slerp(quats[before], quats[after[0]], torch.tensor([share]))[0]
+        rotations[frame] = roma.unitquat_to_rotmat(quat)
+    return positions, rotations
+
+
+def waypoints_to_targets(positions: torch.Tensor, rotations: torch.Tensor, gripper_open: torch.Tensor, stride: int) -> np.ndarray:
+    """Waypoints (T, …) `stride` control steps apart, frame 0 = now → (T−1)·stride absolute targets
+    (N, 8) `[x y z qx qy qz qw g]`: one per control step, reaching waypoint k at step k·stride."""
+    quats = roma.rotmat_to_unitquat(rotations)  # xyzw, as the simulator and datasets
+    shares = torch.arange(1, stride + 1, dtype=positions.dtype) / stride
+    targets = []
+    for k in range(1, len(positions)):
+        position = torch.lerp(positions[k - 1][None], positions[k][None], shares[:, None])
+        quat = roma.unitquat_slerp(quats[k - 1], quats[k], shares)
+        gripper = torch.full((stride, 1), 1.0 if bool(gripper_open[k]) else 0.0)
+        targets.append(torch.cat([position, quat, gripper], -1))
+    return torch.cat(targets).numpy().astype(np.float32)
+
+
+class ActionImagesPolicy:
+    """Args:
+        pipeline: a loaded `ActionImagesPipeline`.
+        cameras: the camera names the model was trained on, in its view order.
+        num_frames, stride, image_size: the clip shape the model was trained on (`data:` of its config).
+        mode: "joint" (generate RGB and actions) or "policy" (the short canvas, actions only; needs a
+            model trained with `canvas: policy`, or at least one whose joint training makes it usable).
+        replan_every: control steps executed per generation; None = the whole horizon (open loop).
+        steps, guidance_scale: sampling cost and guidance.
+    """
+
+    def __init__(
+        self, pipeline: ActionImagesPipeline, cameras: list[str], num_frames: int = 5, stride: int = 3, image_size: int = 32,
+        mode: str = "joint", replan_every: int | None = None, steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
+    ) -> None:
+        self.pipeline, self.cameras = pipeline, list(cameras)
+        self.num_frames, self.stride, self.image_size = num_frames, stride, image_size
+        self.mode = Mode.parse(mode)
+        if self.mode not in (Mode.JOINT, Mode.POLICY):
+            raise ValueError(f"a policy generates in 'joint' or 'policy' mode, got {mode!r}")
+        horizon = (num_frames - 1) * stride
+        self.replan_every = horizon if replan_every is None else int(replan_every)
+        if not 1 <= self.replan_every <= horizon:
+            raise ValueError(f"replan_every must lie in [1, {horizon}] (the generated horizon), got {replan_every}")
+        self.steps, self.guidance_scale, self.seed = steps, guidance_scale, seed
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path, **kwargs) -> "ActionImagesPolicy":
+        return cls(ActionImagesPipeline.from_checkpoint(path), **kwargs)
+
+    def reset(self) -> None:
+        self._queue: list[np.ndarray] = []
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.generations = 0
+        self.imagined: dict[str, torch.Tensor] | None = None  # the last generation, for people to look at
+        self.unconfident_frames = 0
+        self.plan_step = -1
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        if not self._queue:
+            self._queue = list(self.plan(observation)[: self.replan_every])
+            self.plan_step = -1
+        self.plan_step += 1  # the index of the returned target in the current plan
+        return self._queue.pop(0)
+
+    @torch.no_grad()
+    def plan(self, observation: dict) -> np.ndarray:
+        """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
+        views = observation_views(observation, self.cameras, self.image_size)
+        count, frames = len(self.cameras), self.num_frames
+        images = views.rgb[None, :, None].expand(1, count, frames, *views.rgb.shape[1:])
+        cameras = Cameras(views.cameras.intrinsics[None, :, None], views.cameras.extrinsics[None, :, None], *views.rgb.shape[-2:])
+        actions = views.pose[None, None].expand(1, frames, -1)
+        out = self.pipeline(
+            mode=self.mode, images=images, cameras=cameras, actions=actions, prompt=views.instruction,
+            num_inference_steps=self.steps, guidance_scale=self.guidance_scale, generator=self.generator,
+        )
+        self.generations += 1
+        self.imagined = {"rgb": out.rgb[0], "action_images": out.action_images[0]}
+        decoded = out.decoded
+        confident = decoded.confidence[0] & torch.isfinite(decoded.positions[0]).all(-1) & torch.isfinite(decoded.rotations[0]).flatten(1).all(-1)
+        self.unconfident_frames += int((~confident[1:]).sum())
+        now = pose_from_vector(views.pose[None], RotationFormat.QUAT_XYZW)
+        positions = torch.cat([now.positions, decoded.positions[0, 1:]])
+        rotations = torch.cat([now.rotations, decoded.rotations[0, 1:]])
+        positions, rotations = fill_unconfident(positions, rotations, confident)
+        return waypoints_to_targets(positions, rotations, decoded.gripper_open[0], self.stride)
+

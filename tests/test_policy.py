@@ -1,0 +1,122 @@
+"""The closed-loop policy and the evaluation harness, in the real simulator."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import roma
+import torch
+from synthetic_data import write_synthetic_dataset
+from test_module import data_module, tiny_module
+
+from action_images.cli import main
+from action_images.evaluate import EvalConfig, evaluate, load_policy, run_episode, success_markdown, training_clip, wilson_interval
+from action_images.policy import ActionImagesPolicy, fill_unconfident, waypoints_to_targets
+from action_images.sim import make_env
+from action_images.sim.experts import make_expert
+
+CAMERAS = ["front", "left"]  # the tiny model is trained on two views; any two simulator cameras serve
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("policy")
+    write_synthetic_dataset(folder / "data", (9, 8, 10, 7), size=16)
+    module, data = tiny_module(), data_module(folder / "data", image_size=16)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(folder), limit_val_batches=0)
+    trainer.fit(module, data)
+    trainer.save_checkpoint(folder / "model.ckpt")
+    return folder / "model.ckpt"
+
+
+def test_unconfident_waypoints_are_interpolated_or_held():
+    positions = torch.tensor([[0.0, 0, 0], [9, 9, 9], [2, 0, 0], [9, 9, 9], [9, 9, 9]])
+    rotations = torch.eye(3).expand(5, 3, 3).clone()
+    rotations[2] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0, 1.0]))
+    confident = torch.tensor([True, False, True, False, False])
+    filled, turned = fill_unconfident(positions, rotations, confident)
+    assert torch.allclose(filled[1], torch.tensor([1.0, 0, 0]))  # halfway between frames 0 and 2
+    assert torch.equal(filled[3], filled[2]) and torch.equal(filled[4], filled[2])  # held after the last confident
+    assert torch.allclose(roma.rotmat_to_rotvec(turned[1]), torch.tensor([0.0, 0, 0.5]), atol=1e-5)
+
+
+def test_targets_reach_each_waypoint_at_its_step():
+    positions = torch.tensor([[0.0, 0, 0], [0.3, 0, 0], [0.3, 0.3, 0]])
+    rotations = torch.eye(3).expand(3, 3, 3)
+    targets = waypoints_to_targets(positions, rotations, torch.tensor([True, True, False]), stride=3)
+    assert targets.shape == (6, 8)
+    assert np.allclose(targets[0, :3], [0.1, 0, 0]) and np.allclose(targets[2, :3], [0.3, 0, 0]) and np.allclose(targets[5, :3], [0.3, 0.3, 0])
+    assert np.allclose(targets[:, 3:7], [0, 0, 0, 1])  # identity, quaternion xyzw
+    assert targets[:3, 7].tolist() == [1, 1, 1] and targets[3:, 7].tolist() == [0, 0, 0]
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(0, 10)
+    assert low == 0 and high == pytest.approx(0.2775, abs=1e-3)
+    low, high = wilson_interval(45, 50)
+    assert low == pytest.approx(0.7864, abs=1e-3) and high == pytest.approx(0.9565, abs=1e-3)
+
+
+class ExpertPolicy:
+    """The scripted expert behind the policy interface: the harness must count its successes."""
+
+    def __init__(self, env):
+        self.expert = make_expert(env)
+
+    def reset(self):
+        self.expert.reset()
+
+    def select_action(self, observation):
+        return self.expert.act(observation)
+
+
+def test_harness_counts_the_experts_successes():
+    env = make_env("reach", image_size=64, cameras=CAMERAS)
+    result, frames = run_episode(env, ExpertPolicy(env), seed=100_000, record=True, cameras=tuple(CAMERAS))
+    assert result.success and result.steps < env.max_steps and len(frames) == result.steps
+    assert frames[0].shape[0] == 96 and frames[0].dtype == np.uint8  # real views only: the expert imagines nothing
+
+
+def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
+    policy = load_policy(checkpoint, cameras=CAMERAS, replan_every=2, steps=2)
+    assert isinstance(policy, ActionImagesPolicy) and (policy.num_frames, policy.stride, policy.image_size) == (3, 2, 16)
+    env = make_env("reach", image_size=64, cameras=CAMERAS)
+    observation, _ = env.reset(seed=0)
+    for step in range(5):
+        action = policy.select_action(observation)
+        assert action.shape == (8,) and np.isfinite(action).all() and action[7] in (0.0, 1.0)
+        assert np.isclose(np.linalg.norm(action[3:7]), 1, atol=1e-5)
+        observation, *_ = env.step(action)
+    assert policy.generations == 3  # at steps 0, 2 and 4
+    policy.reset()
+    assert policy.generations == 0
+    with pytest.raises(ValueError, match="replan_every"):
+        ActionImagesPolicy(policy.pipeline, CAMERAS, num_frames=3, stride=2, replan_every=5)
+    with pytest.raises(KeyError, match="lacks cameras"):
+        policy.select_action({**observation, "images": {"front": observation["images"]["front"]}})
+
+
+def test_eval_command_writes_table_and_videos(checkpoint, tmp_path):
+    assert training_clip(checkpoint) == {"num_frames": 3, "stride": 2, "image_size": 16}
+    code = main(["eval", "--checkpoint", str(checkpoint), "--task", "reach", "--episodes", "1", "--cameras", *CAMERAS,
+                 "--steps", "2", "--videos", "1", "--label", "tiny", "--out", str(tmp_path)])
+    assert code == 0
+    table = json.loads((tmp_path / "tiny_success.json").read_text())
+    assert table["reach"]["episodes"] == 1 and 0 <= table["reach"]["success"] <= 1
+    (video,) = (tmp_path / "videos").glob("tiny_reach_000_*.mp4")
+    assert video.stat().st_size > 0
+    assert "| reach |" in success_markdown({"tiny": table})
+
+
+def test_evaluate_records_every_episode(checkpoint):
+    policy = load_policy(checkpoint, cameras=CAMERAS, steps=1)
+    config = EvalConfig(tasks=("reach",), episodes=2, cameras=tuple(CAMERAS), image_size=64, videos=0)
+    table = evaluate(policy, config)
+    assert len(config.results) == 2 and {r.seed for r in config.results} == {100_000, 100_001}
+    assert table["reach"]["ci95"][0] <= table["reach"]["success"] <= table["reach"]["ci95"][1]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_policy(tmp_path / "nothing.ckpt", cameras=CAMERAS)

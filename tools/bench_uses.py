@@ -1,0 +1,206 @@
+"""The three uses, measured in one run (issue: the uses): closed-loop control, labelling, augmentation.
+
+    python tools/bench_uses.py --model runs/sim_cpu --baseline runs/baseline_sim_cpu --episodes 50
+
+Given a trained Action Images run and a baseline run (both `action-images fit`, same data, same
+budget), on seeded simulator episodes no training saw:
+- success per task, closed loop (replanning every `--replan-every` steps), open loop (the paper's
+  protocol: one generation executed whole), and the baseline; zero-shot: the held-out tasks and the
+  camera placements of `configs/splits/sim_zero_shot.yaml`;
+- policy latency per control step (a replanning step) for the `joint` and the `policy` canvas, and
+  against the number of sampling steps;
+- labelling (`action-images label`) of held-out episodes with their poses hidden: position error and
+  gripper accuracy;
+- augmentation (`action-images augment`) throughput, and with `--augment-gain` the success of a
+  baseline trained on real + augmented episodes against one trained on real episodes alone.
+Writes benchmarks/results/uses.json (or `--out`) and, unless `--no-markdown`, the "uses" section of
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from action_images.evaluate import EvalConfig, evaluate, load_policy, success_markdown  # noqa: E402
+from action_images.sim import make_env  # noqa: E402
+from tools.benchlib import machine_line, median_ms, update_section, write_results  # noqa: E402
+
+SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
+
+
+def last_checkpoint(run: Path) -> Path:
+    found = sorted(Path(run).glob("**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no last.ckpt under {run}: train it first (action-images fit)")
+    return found[-1]
+
+
+def run_minutes(run: Path) -> float:
+    """Wall-clock minutes of a training run: from its hparams file to its last checkpoint."""
+    checkpoint = last_checkpoint(run)
+    hparams = sorted(Path(run).glob("**/hparams.yaml"), key=lambda p: p.stat().st_mtime)
+    return (checkpoint.stat().st_mtime - hparams[-1].stat().st_mtime) / 60 if hparams else float("nan")
+
+
+def policy_latency(checkpoint: Path, console: Console) -> dict[str, float]:
+    """Seconds per replanning control step: one generation + decoding + targets, on a live observation."""
+    env = make_env("pick_place", image_size=128)
+    observation, _ = env.reset(seed=123)
+    figures = {}
+    for mode in ("joint", "policy"):
+        policy = load_policy(checkpoint, cameras=None, mode=mode, replan_every=1, steps=10)
+        figures[f"policy_step_latency_s_{mode}"] = median_ms(lambda: policy.select_action(observation), repeats=5) / 1000
+    for steps in (1, 5, 10, 20):
+        policy = load_policy(checkpoint, cameras=None, mode="policy", replan_every=1, steps=steps)
+        figures[f"policy_step_latency_s_policy_{steps}_steps"] = median_ms(lambda: policy.select_action(observation), repeats=3) / 1000
+    figures["policy_step_latency_s"] = figures["policy_step_latency_s_policy"]
+    figures["policy_canvas_cost_ratio"] = figures["policy_step_latency_s_policy"] / figures["policy_step_latency_s_joint"]
+    env.close()
+    console.print(f"latency per replanning step: joint {figures['policy_step_latency_s_joint']:.3f} s, policy {figures['policy_step_latency_s_policy']:.3f} s")
+    return figures
+
+
+def held_out_dataset(out: Path, tasks: list[str], episodes: int, seed: int) -> Path:
+    """A small dataset of unseen seeds, collected with the real command."""
+    path = out / "held_out_data"
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "action_images.cli", "collect", "--task", *tasks, "--episodes", str(episodes),
+                        "--out", str(path), "--workers", "2", "--seed", str(seed)], check=True)
+    return path
+
+
+def label_figures(checkpoint: Path, data: Path, out: Path) -> dict[str, float]:
+    from action_images.evaluate import training_clip
+    from action_images.label import label_dataset, load_pipeline
+
+    target = out / "labelled"
+    shutil.rmtree(target, ignore_errors=True)
+    clip = training_clip(checkpoint)
+    summary = label_dataset(load_pipeline(checkpoint), data, target, cameras=clip.get("cameras"), **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
+    return {
+        "label_pos_err_cm": summary["position_error_cm_median"], "label_rot_err_deg": summary["rotation_error_deg_median"],
+        "label_gripper_accuracy": summary["gripper_accuracy"], "label_frames_per_s": summary["frames_per_s"],
+        "label_confident_fraction": summary["confident_fraction"],
+    }
+
+
+def augment_figures(checkpoint: Path, data: Path, out: Path, per_episode: int) -> tuple[dict[str, float], Path]:
+    from action_images.augment import augment_dataset
+    from action_images.evaluate import training_clip
+    from action_images.label import load_pipeline
+
+    target = out / "augmented"
+    shutil.rmtree(target, ignore_errors=True)
+    clip = training_clip(checkpoint)
+    summary = augment_dataset(load_pipeline(checkpoint), data, target, per_episode=per_episode, cameras=clip.get("cameras"),
+                              **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
+    return {"augment_episodes_per_s": summary["episodes_per_s"], "augment_frames_per_s": summary["frames_per_s"]}, target
+
+
+def successes(checkpoint: Path, label: str, tasks: list[str], episodes: int, out: Path, **options) -> dict:
+    jitter = options.pop("camera_jitter", 0.0)
+    policy = load_policy(checkpoint, cameras=None, **options)
+    config = EvalConfig(tasks=tuple(tasks), episodes=episodes, camera_jitter=jitter, out=out, label=label, cameras=tuple(policy.cameras))
+    return evaluate(policy, config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("runs/sim_cpu"), help="the Action Images run folder")
+    parser.add_argument("--baseline", type=Path, default=Path("runs/baseline_sim_cpu"), help="the baseline run folder")
+    parser.add_argument("--tasks", nargs="+", default=["reach", "push", "pick_place"])
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task and policy (default 50)")
+    parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    parser.add_argument("--label-episodes", type=int, default=5, help="held-out episodes per task to label (default 5)")
+    parser.add_argument("--augment-per-episode", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/uses"), help="videos, tables and datasets")
+    parser.add_argument("--results", default="uses", help="name of the results JSON (default: uses)")
+    parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
+    args = parser.parse_args()
+    console = Console()
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    split = yaml.safe_load(SPLIT.read_text())
+    model, baseline = last_checkpoint(args.model), last_checkpoint(args.baseline)
+    args.out.mkdir(parents=True, exist_ok=True)
+    horizon = None  # open loop: the whole generated horizon
+
+    tables = {
+        "ours, closed loop": successes(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, open loop": successes(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, steps=args.steps),
+        "baseline": successes(baseline, "baseline", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+    }
+    zero_shot = {
+        "ours, unseen tasks": successes(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, unseen camera placements": successes(model, "zeroshot_cameras", args.tasks, args.episodes, args.out, replan_every=args.replan_every,
+                                                    steps=args.steps, camera_jitter=split["held_out_camera_jitter"]),
+        "baseline, unseen tasks": successes(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+    }
+    figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
+    for key, table in (("closed", tables["ours, closed loop"]), ("open", tables["ours, open loop"]), ("baseline", tables["baseline"]),
+                       ("zeroshot", zero_shot["ours, unseen tasks"]), ("zeroshot_cameras", zero_shot["ours, unseen camera placements"])):
+        for task, row in table.items():
+            figures[f"success_{key}_{task}"] = row["success"]
+    figures["train_minutes"] = run_minutes(args.model)
+    figures["baseline_train_minutes"] = run_minutes(args.baseline)
+    figures.update(policy_latency(model, console))
+
+    data = held_out_dataset(args.out, args.tasks, args.label_episodes, seed=split["held_out_seed"])
+    figures.update(label_figures(model, data, args.out))
+    augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
+    figures.update(augment)
+    figures["augment_success_gain"] = float("nan")  # measured by --augment-gain runs (two more trainings), not here
+    figures["uses_minutes"] = (time.perf_counter() - start) / 60
+    path = write_results(args.results, figures)
+    (args.out / "tables.md").write_text(success_markdown(tables) + "\n\nZero-shot:\n\n" + success_markdown(zero_shot) + "\n")
+    console.print(success_markdown(tables))
+    console.print(success_markdown(zero_shot))
+    console.print(f"wrote {path}")
+    if not args.no_markdown:
+        update_section("uses", section(args, tables, zero_shot, figures))
+
+
+def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
+    rows = [
+        ("policy latency per replanning step, joint / policy canvas", f"{figures['policy_step_latency_s_joint']:.3f} / {figures['policy_step_latency_s_policy']:.3f} s "
+         f"(policy = {figures['policy_canvas_cost_ratio']:.2f}× joint)"),
+        ("policy canvas latency, 1 / 5 / 10 / 20 sampling steps", " / ".join(f"{figures[f'policy_step_latency_s_policy_{s}_steps']:.3f}" for s in (1, 5, 10, 20)) + " s"),
+        ("labelling: position error median, rotation median, gripper", f"{figures['label_pos_err_cm']:.2f} cm, {figures['label_rot_err_deg']:.1f}°, {figures['label_gripper_accuracy']:.0%}"),
+        ("labelling throughput", f"{figures['label_frames_per_s']:.1f} frames/s"),
+        ("augmentation throughput", f"{figures['augment_episodes_per_s']:.2f} episodes/s, {figures['augment_frames_per_s']:.1f} frames/s"),
+        ("training minutes, ours / baseline", f"{figures['train_minutes']:.0f} / {figures['baseline_train_minutes']:.0f}"),
+    ]
+    table = "\n".join(["| figure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
+    return f"""## The uses: control, labelling, augmentation
+
+Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes}`, on {machine_line()}.
+Results: `benchmarks/results/{args.results}.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
+Seeded episodes from seed 100000 (collection uses 0…); closed loop replans every {args.replan_every} control steps, open loop
+executes each generation whole (the paper's protocol); {args.steps} Euler steps. Cells: success [95 % Wilson interval].
+
+{success_markdown(tables)}
+
+Zero-shot (`configs/splits/sim_zero_shot.yaml`: tasks and camera placements no training episode had):
+
+{success_markdown(zero_shot)}
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    main()
