@@ -20,6 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/action-images roundtrip --out demo_output
+	$(PY) tools/demo.py --out demo_output
 
 test: $(STAMP)
 	$(PY) -m pytest -q

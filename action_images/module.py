@@ -46,9 +46,9 @@ class ActionImagesModule(L.LightningModule):
         mode_mix: probabilities of joint / a2v / v2a / video for samples with actions.
         prediction: "velocity" (the reference) or "x0".
         timestep_shift: Wan's shift (5 at 512²).
-        action_loss_weight: w in 1 + w·g on action frames, g ∈ [0, 1] the drawn Gaussians (B's gripper
-            background removed), so the few pixels that carry the pose are not outweighed by the
-            background (pixel-like codecs only).
+        action_loss_weight: w in 1 + w·g on generated action latents (pixel-like codecs only), where g is
+            chosen by `action_loss_on`: "intensity" (the action image itself, B's gripper background
+            included) or "gaussians" (only the drawn Gaussians: the few pixels that carry the pose).
         predict_change: segment kinds ("rgb", "action") whose x0 is predicted as the change from the
             view's given first frame of that kind: at initialisation the model repeats the first frame,
             and learns only what moves (x0 prediction only).
@@ -72,6 +72,7 @@ class ActionImagesModule(L.LightningModule):
         prediction: str = "velocity",
         timestep_shift: float = 5.0,
         action_loss_weight: float = 0.0,
+        action_loss_on: str = "intensity",
         predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
         lr: float = 1e-4,
@@ -108,6 +109,8 @@ class ActionImagesModule(L.LightningModule):
         mix = mode_mix or {"joint": 0.85, "a2v": 0.05, "v2a": 0.05, "video": 0.05}
         self.mode_mix = {Mode.parse(name): float(p) for name, p in mix.items()}
         self.prediction = Prediction.parse(prediction)
+        if action_loss_on not in ("intensity", "gaussians"):
+            raise ValueError(f"action_loss_on must be 'intensity' or 'gaussians', got {action_loss_on!r}")
         self.change_kinds = {SegmentKind(kind) for kind in (predict_change or [])}
         if self.change_kinds and self.prediction is not Prediction.X0:
             raise ValueError(f"predict_change={predict_change} needs prediction='x0', got {prediction!r}")
@@ -248,8 +251,11 @@ class ActionImagesModule(L.LightningModule):
         weight = (~frame_given).float().expand_as(clean).clone()
         if self.hparams.action_loss_weight:
             is_action = torch.tensor([s.kind is SegmentKind.ACTION for s in layout.slots], device=clean.device)[None, None, :, None, None]
-            gaussians = layout.pack(torch.zeros_like(rgb), self.gaussian_weight_latents(batch["action_images"]))
-            weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * gaussians, 1.0)
+            if self.hparams.action_loss_on == "gaussians":
+                emphasis = layout.pack(torch.zeros_like(rgb), self.gaussian_weight_latents(batch["action_images"]))
+            else:
+                emphasis = ((clean + 1) / 2).clamp(0, 1)
+            weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * emphasis, 1.0)
         if self.canvas_kind is Mode.POLICY:
             weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]
         error = (output - target).square() * weight

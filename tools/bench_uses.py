@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import EvalConfig, evaluate, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import machine_line, median_ms, update_section, write_results  # noqa: E402
+from tools.benchlib import machine_line, median_ms, update_section, write_json, write_results  # noqa: E402
 
 SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
 
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--label-episodes", type=int, default=5, help="held-out episodes per task to label (default 5)")
     parser.add_argument("--augment-per-episode", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/uses"), help="videos, tables and datasets")
-    parser.add_argument("--results", default="uses", help="name of the results JSON (default: uses)")
+    parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/uses.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     console = Console()
@@ -165,7 +165,7 @@ def main() -> None:
     figures.update(augment)
     figures["augment_success_gain"] = float("nan")  # measured by --augment-gain runs (two more trainings), not here
     figures["uses_minutes"] = (time.perf_counter() - start) / 60
-    path = write_results(args.results, figures)
+    path = write_results("uses", figures) if args.results is None else write_json(args.results, figures)
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n\nZero-shot:\n\n" + success_markdown(zero_shot) + "\n")
     console.print(success_markdown(tables))
     console.print(success_markdown(zero_shot))
@@ -188,7 +188,7 @@ def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
     return f"""## The uses: control, labelling, augmentation
 
 Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes}`, on {machine_line()}.
-Results: `benchmarks/results/{args.results}.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
+Results: `benchmarks/results/uses.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
 Seeded episodes from seed 100000 (collection uses 0…); closed loop replans every {args.replan_every} control steps, open loop
 executes each generation whole (the paper's protocol); {args.steps} Euler steps. Cells: success [95 % Wilson interval].
 

@@ -43,8 +43,12 @@ def machine_line() -> str:
 
 
 def write_results(name: str, figures: dict[str, float]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    return write_json(RESULTS / f"{name}.json", figures)
+
+
+def write_json(path: Path, figures: dict[str, float]) -> Path:
+    """Atomically, sorted, NaN as null."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")
     # Strict JSON has no NaN: a figure that could not be measured is null.
     clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value) for key, value in figures.items()}

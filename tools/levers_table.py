@@ -19,6 +19,9 @@ RUNS = [
     ("model.json", "sim_cpu as committed: 1.4 M params (4 heads × 32), EMA 0.999", "action-images fit --config configs/sim_cpu.yaml"),
     ("model_wide.json", "wider: 5.3 M params (4 heads × 64, FFN 1024), same budget",
      "… --model.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 64, ffn_dim: 1024, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6}' --trainer.max_time 00:00:38:00"),
+    ("model_change_gaussians.json", "RGB predicted as the change from its first frame, loss weight 1 + 100·g on the drawn Gaussians only, 5000 steps "
+     "(trained while other jobs shared the cores)",
+     "… --model.predict_change '[rgb]' --model.action_loss_on gaussians --model.action_loss_weight 100 --trainer.max_steps 5000 --model.max_steps 5000"),
 ]
 
 
@@ -39,7 +42,11 @@ clips: no motion {first['baseline_no_motion_final_pos_err_cm']:.1f} cm, mean tra
 {markdown_table(["run", "minutes / steps", "joint final pos (cm)", "joint rot (°)", "v2a pos (cm)", "a2v PSNR / repeat (dB)"], rows)}
 
 At equal minutes on 2 cores the wider model takes 2.5× longer per step and ends worse: steps matter more than
-width at this budget. Neither run meets the issue's targets yet (≤ 3 cm joint, ≤ 1.5 cm v2a, +3 dB a2v).
+width at this budget. Predicting RGB as the change from the first frame starts the model at the "repeat the first
+frame" baseline, yet after training its a2v RGB is still 4 dB below that baseline (17.5 vs 21.4 dB), and putting
+most of the action loss on the Gaussians made labelling worse (4.1 vs 3.4 cm): the samples show blobs duplicated at
+8-pixel token edges, so the generator's spatial granularity, not the loss balance, looks like the limit. No run meets
+the issue's targets yet (≤ 3 cm joint, ≤ 1.5 cm v2a, +3 dB a2v).
 """)
 
 
