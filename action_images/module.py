@@ -26,6 +26,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
 from action_images.conditioning import canvas_plucker
+from action_images.observation import stats_from_checkpoint, stats_to_checkpoint
 from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_clean, to_velocity, training_target
 from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_encoder
 from action_images.transformer import ActionImagesTransformer
@@ -133,17 +134,12 @@ class ActionImagesModule(L.LightningModule):
             self.normalization_stats = datamodule.normalization_stats()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.normalization_stats is None:
-            raise ValueError("normalisation statistics are missing: train with a data module that provides them")
-        checkpoint["normalization_stats"] = {k: {s: v.tolist() for s, v in d.items()} for k, d in self.normalization_stats.items()}
+        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
         # The random state drives modes, timesteps and noise: with it, a resumed run is the same run.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        stats = checkpoint.get("normalization_stats")
-        if stats is None:
-            raise ValueError("this checkpoint holds no normalisation statistics")
-        self.normalization_stats = {k: {s: torch.tensor(v) for s, v in d.items()} for k, d in stats.items()}
+        self.normalization_stats = stats_from_checkpoint(checkpoint)
         self._resume_rng_state = checkpoint.get("torch_rng_state")
 
     def on_train_batch_start(self, batch: dict, batch_index: int) -> None:

@@ -1,4 +1,5 @@
-"""Live observations → model inputs, exactly as training clips are made.
+"""Live observations → model inputs, exactly as training clips are made; plans → one action per step;
+the normalisation statistics every policy checkpoint carries.
 
 An observation is the simulator's (and a LeRobot-style robot's) dict:
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import roma
 import torch
+from torch import Tensor, nn
 
 from datamodules.clips import resize_frames
 from rendering.cameras import Cameras
@@ -56,3 +59,39 @@ def observation_views(observation: dict, cameras: list[str], image_size: int | N
     extrinsics = torch.as_tensor(np.stack([observation["extrinsics"][c] for c in cameras]), dtype=torch.float32)
     view_cameras = Cameras(intrinsics, extrinsics, height, width).resize(*rgb.shape[-2:])
     return Views(rgb.float() / 255, view_cameras, pose, str(observation.get("instruction", "")))
+
+
+def interpolate_waypoints(current: Tensor, waypoints: Tensor, stride: int) -> Tensor:
+    """One absolute target per env step between chunk waypoints that are `stride` steps apart.
+
+    `current` (8,) is the pose now, `waypoints` (C, 8) the predicted chunk, both
+    `[x y z qx qy qz qw g]`. Returns (C·stride, 8): step j (1-based) lies j/stride of the way through
+    its segment — positions linearly, rotations by slerp (shortest arc) — and its gripper is the
+    segment's end waypoint's, thresholded at 0.5 to 1.0 (open) or 0.0 (closed). The last row is the
+    last waypoint.
+    """
+    poses = torch.cat([current[None], waypoints]).float()
+    start, end = poses[:-1], poses[1:]  # (C, 8) each
+    alpha = torch.arange(1, stride + 1, dtype=poses.dtype) / stride  # (S,)
+    positions = start[:, None, :3] + alpha[None, :, None] * (end[:, None, :3] - start[:, None, :3])  # (C, S, 3)
+    q_start, q_end = nn.functional.normalize(start[:, 3:7], dim=-1), nn.functional.normalize(end[:, 3:7], dim=-1)
+    quaternions = roma.unitquat_slerp(q_start, q_end, alpha).transpose(0, 1)  # (C, S, 4)
+    gripper = (end[:, None, 7:] > 0.5).to(poses.dtype).expand(-1, stride, 1)  # (C, S, 1)
+    return torch.cat([positions, quaternions, gripper], -1).flatten(0, 1)
+
+
+# --- normalisation statistics in checkpoints ------------------------------------------------------
+def stats_to_checkpoint(stats: dict[str, dict[str, Tensor]] | None) -> dict[str, dict[str, list]]:
+    """A data module's `normalization_stats()` → plain lists, as `ActionImagesModule` stores them
+    (loadable with `weights_only=True`). Missing statistics are an error, never a silent pass."""
+    if stats is None:
+        raise ValueError("normalisation statistics are missing: train with a data module that provides them")
+    return {key: {name: value.tolist() for name, value in entry.items()} for key, entry in stats.items()}
+
+
+def stats_from_checkpoint(checkpoint: dict) -> dict[str, dict[str, Tensor]]:
+    """The inverse of `stats_to_checkpoint`, read from a checkpoint dict; raises when absent."""
+    stored = checkpoint.get("normalization_stats")
+    if stored is None:
+        raise ValueError("this checkpoint holds no normalisation statistics")
+    return {key: {name: torch.tensor(value) for name, value in entry.items()} for key, entry in stored.items()}

@@ -21,7 +21,7 @@ import roma
 import torch
 
 from action_images.canvas import Mode
-from action_images.observation import observation_views
+from action_images.observation import interpolate_waypoints, observation_views
 from action_images.pipeline import ActionImagesPipeline
 from rendering.cameras import Cameras
 from rendering.poses import pose_from_vector
@@ -54,15 +54,8 @@ def fill_unconfident(positions: torch.Tensor, rotations: torch.Tensor, confident
 def waypoints_to_targets(positions: torch.Tensor, rotations: torch.Tensor, gripper_open: torch.Tensor, stride: int) -> np.ndarray:
     """Waypoints (T, …) `stride` control steps apart, frame 0 = now → (T−1)·stride absolute targets
     (N, 8) `[x y z qx qy qz qw g]`: one per control step, reaching waypoint k at step k·stride."""
-    quats = roma.rotmat_to_unitquat(rotations)  # xyzw, as the simulator and datasets
-    shares = torch.arange(1, stride + 1, dtype=positions.dtype) / stride
-    targets = []
-    for k in range(1, len(positions)):
-        position = torch.lerp(positions[k - 1][None], positions[k][None], shares[:, None])
-        quat = roma.unitquat_slerp(quats[k - 1], quats[k], shares)
-        gripper = torch.full((stride, 1), 1.0 if bool(gripper_open[k]) else 0.0)
-        targets.append(torch.cat([position, quat, gripper], -1))
-    return torch.cat(targets).numpy().astype(np.float32)
+    poses = torch.cat([positions, roma.rotmat_to_unitquat(rotations), gripper_open.to(positions.dtype)[:, None]], -1)  # xyzw
+    return interpolate_waypoints(poses[0], poses[1:], stride).numpy().astype(np.float32)
 
 
 class ActionImagesPolicy:

@@ -93,4 +93,7 @@ def test_ddp_on_two_cpu_processes(dataset, tmp_path):
 
 def test_help_lists_the_model_and_data_options():
     result = run_cli("fit", "--help")
-    assert "--model.codec" in result.stdout and "--data.datasets" in result.stdout
+    assert "--model CONFIG | CLASS_PATH_OR_NAME" in result.stdout and "--data.datasets" in result.stdout
+    # any LightningModule is chosen by class path; each lists its own options
+    assert "--model.codec" in run_cli("fit", "--model.help", "ActionImagesModule").stdout
+    assert "--model.chunk" in run_cli("fit", "--model.help", "action_images.baseline.BaselinePolicyModule").stdout

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 def run(console: Console, title: str, command: list[str]) -> float:
     console.rule(title)
-    console.print(" ".join(command), style="dim")
+    console.print(" ".join(command), style="dim", markup=False)
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     return (time.perf_counter() - start) / 60
@@ -53,9 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
     parser.add_argument("--episodes", type=int, default=60, help="demonstrations per task (default 60)")
-    parser.add_argument("--train-minutes", type=int, default=10, help="training budget of each model (default 10)")
-    parser.add_argument("--train-steps", type=int, default=1500, help="step budget of each model (default 1500)")
-    parser.add_argument("--eval-episodes", type=int, default=6, help="evaluation episodes per task and policy (default 6)")
+    parser.add_argument("--train-minutes", type=int, default=14, help="training budget of each model, minutes (default 14)")
+    parser.add_argument("--train-steps", type=int, default=2000, help="step budget of each model (default 2000)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task and policy (default 10)")
     args = parser.parse_args()
     console, start = Console(), time.perf_counter()
     out = (ROOT / args.out).resolve() if not args.out.is_absolute() else args.out
@@ -76,7 +76,7 @@ def main() -> None:
     uses = out / "uses"
     minutes["uses"] = run(console, "4/5 control, labelling, augmentation", [
         sys.executable, "tools/bench_uses.py", "--model", str(out / "runs" / "model"), "--baseline", str(out / "runs" / "baseline"),
-        "--episodes", str(args.eval_episodes), "--label-episodes", "2", "--out", str(uses), "--results", str(out / "uses.json"), "--no-markdown",
+        "--episodes", str(args.eval_episodes), "--label-episodes", "3", "--out", str(uses), "--results", str(out / "uses.json"), "--no-markdown",
     ])
     console.rule("5/5 report")
     report = write_report(out, args, minutes, (time.perf_counter() - start) / 60)

@@ -1,0 +1,265 @@
+"""Training ImageWAM (``action_images.imagewam``) through the same Lightning CLI, data and checkpoints.
+
+A batch of clips from ``datamodules.RobotDataModule`` (``datamodules.clips``) becomes:
+
+| model input | from the clip |
+|---|---|
+| current image | frame 0 of every view, tiled into one image (``view_layout``), in [-1, 1] |
+| target image | the clip's last frame, ``(num_frames − 1) · stride`` env steps ahead (``target_offset``) |
+| action chunk | poses of frames 1 … num_frames − 1 as the baseline encodes them (``action_images.baseline``): displacement from frame 0 × 10, rot6d, gripper in [-1, 1] → ``chunk = num_frames − 1`` steps of 10 |
+| proprio token | frame 0's pose: position (m), rot6d, gripper in [-1, 1] (10 values) |
+| text | the instruction through the vocabulary encoder, as wide as the backbone's ``joint_attention_dim`` |
+
+The loss is ``ImageWAMTransformer.flow_loss`` (image 0.5 + action 1.0, independent timesteps);
+samples without actions train the image only. Checkpoints carry the data's normalisation statistics
+and the random state, so a resumed run is the same run (as ``BaselinePolicyModule``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from action_images.baseline import ACTION_SIZE, POSITION_SCALE, chunk_poses, chunk_targets, pose_features
+from action_images.codecs import LatentCodec, PatchCodec
+from action_images.imagewam import Flux2VAECodec, ImageWAM, ImageWAMTransformer
+from action_images.observation import POSE_SIZE, stats_from_checkpoint, stats_to_checkpoint
+from action_images.text import VocabularyTextEncoder
+from rendering.poses import pose_from_vector, pose_to_vector
+from rendering.rotations import RotationFormat
+
+# The CPU default: a FLUX.2-architecture backbone of ~2 M parameters (the codec sets in_channels).
+CPU_TRANSFORMER: dict[str, Any] = dict(
+    backbone_config=dict(
+        patch_size=1, num_layers=2, num_single_layers=4, attention_head_dim=32, num_attention_heads=4,
+        joint_attention_dim=64, timestep_guidance_channels=64, mlp_ratio=3.0, axes_dims_rope=(8, 8, 8, 8),
+        rope_theta=2000, eps=1e-6, guidance_embeds=False,
+    ),
+    action_hidden_dim=64,
+    action_mlp_ratio=4.0,
+)
+
+
+def make_imagewam_codec(options: dict[str, Any] | None) -> LatentCodec:
+    """``{"name": "patch", "patch": 4}`` (CPU) or ``{"name": "flux2_vae", "path": DIR, "subfolder": "vae"}``."""
+    options = dict(options or {"name": "patch", "patch": 4})
+    name = options.pop("name", None)
+    if name == "patch":
+        return PatchCodec(**options)
+    if name == "flux2_vae":
+        return Flux2VAECodec.from_pretrained(**options)
+    raise ValueError(f"unknown ImageWAM codec {name!r}; known: patch, flux2_vae")
+
+
+class ImageWAMModule(L.LightningModule):
+    """ImageWAM as a Lightning module (see the module docstring for what a batch becomes).
+
+    Args:
+        transformer: ``ImageWAMTransformer`` arguments (``backbone_config``, ``action_hidden_dim``,
+            ``edit_timestep``, …); ``pretrained: DIR`` (with ``subfolder``, default ``transformer``)
+            loads a diffusers FLUX.2 transformer folder instead of ``backbone_config``. The backbone's
+            ``in_channels`` comes from the codec; ``action_dim``, ``proprio_dim`` (10) and
+            ``action_chunk`` (= ``chunk``) are set here.
+        codec: see ``make_imagewam_codec``.
+        image_size, views, view_layout: the square size of each view, the number of cameras (in the
+            data module's order) and how they are tiled.
+        chunk: poses predicted per chunk (= the data module's ``num_frames − 1``).
+        target_offset: env steps from the current to the target image (= ``chunk · stride``); recorded.
+        text_length: maximum words of the instruction encoder.
+        instructions: the dataset's instructions (linked from the data module by the command line).
+        lr, weight_decay, warmup_steps, max_steps: AdamW, linear warm-up, cosine decay to 10 %.
+        sample_steps: Euler steps of the action expert at inference.
+    """
+
+    def __init__(
+        self,
+        transformer: dict[str, Any] | None = None,
+        codec: dict[str, Any] | None = None,
+        image_size: int = 32,
+        views: int = 3,
+        view_layout: str = "horizontal",
+        chunk: int = 4,
+        target_offset: int = 12,
+        text_length: int = 16,
+        instructions: list[str] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        max_steps: int | None = None,
+        sample_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        if min(views, chunk, sample_steps, target_offset) < 1:
+            raise ValueError(f"views, chunk, sample_steps and target_offset must be ≥ 1, got {views}, {chunk}, {sample_steps}, {target_offset}")
+        self.save_hyperparameters()
+        latent_codec = make_imagewam_codec(codec)
+        if image_size % latent_codec.spatial_factor:
+            raise ValueError(f"image_size {image_size} is not a multiple of the codec's factor {latent_codec.spatial_factor}")
+        options = copy.deepcopy(CPU_TRANSFORMER if transformer is None else transformer)
+        options.update(action_dim=ACTION_SIZE, proprio_dim=ACTION_SIZE, action_chunk=chunk, target_offset=target_offset)
+        pretrained = options.pop("pretrained", None)
+        if pretrained is not None:
+            options.pop("backbone_config", None)
+            model = ImageWAMTransformer.from_flux2(pretrained, subfolder=options.pop("subfolder", "transformer"), **options)
+        else:
+            options.pop("subfolder", None)
+            options["backbone_config"] = {**options.get("backbone_config", {}), "in_channels": latent_codec.channels, "out_channels": None}
+            model = ImageWAMTransformer(**options)
+        self.model = ImageWAM(model, latent_codec, num_views=views, view_layout=view_layout)
+        # Registered last whether built here or in `setup`, so the parameter order is the same.
+        self.text_encoder: VocabularyTextEncoder | None = None
+        if instructions:
+            self.text_encoder = self._text_encoder(instructions)
+        self.normalization_stats: dict[str, dict[str, Tensor]] | None = None
+
+    @property
+    def transformer(self) -> ImageWAMTransformer:
+        return self.model.transformer
+
+    def _text_encoder(self, instructions: list[str]) -> VocabularyTextEncoder:
+        width = self.transformer.backbone.config.joint_attention_dim
+        return VocabularyTextEncoder.from_instructions(instructions, dim=width, max_length=self.hparams.text_length)
+
+    # --- set-up and checkpoints (as BaselinePolicyModule) ------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.text_encoder is None:
+            if datamodule is None:
+                raise ValueError("the instruction vocabulary is learned from a data module's instructions; none was given")
+            self.hparams.instructions = list(datamodule.instructions())
+            self.text_encoder = self._text_encoder(self.hparams.instructions).to(self.device)
+        if datamodule is not None and hasattr(datamodule, "normalization_stats"):
+            self.normalization_stats = datamodule.normalization_stats()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.normalization_stats = stats_from_checkpoint(checkpoint)
+        self._resume_rng_state = checkpoint.get("torch_rng_state")
+
+    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
+        state = getattr(self, "_resume_rng_state", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self._resume_rng_state = None
+
+    def configure_optimizers(self):
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if total is None:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- inputs -------------------------------------------------------------------------------------
+    def check_images(self, rgb: Tensor) -> None:
+        """(B, V, 3, H, W) in [0, 1] with the model's V, H and W, finite — else a ValueError."""
+        views, size = self.hparams.views, self.hparams.image_size
+        if rgb.ndim != 5 or rgb.shape[1:] != (views, 3, size, size):
+            raise ValueError(f"rgb must be (B, {views} views, 3, {size}, {size}), got {tuple(rgb.shape)}")
+        if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+            raise ValueError("rgb must be finite floats in [0, 1]")
+
+    def encode_text(self, instructions: list[str]) -> tuple[Tensor, Tensor]:
+        if self.text_encoder is None:
+            raise ValueError("the instruction encoder is not built yet: give `instructions` or train with a data module")
+        text, mask = self.text_encoder(list(instructions))
+        return text.to(self.device), mask.to(self.device)
+
+    def batch_inputs(self, batch: dict) -> dict[str, Tensor]:
+        """A data-module batch → the ``ImageWAM.loss`` arguments (views in [-1, 1])."""
+        steps = batch["positions"].shape[1]
+        if steps - 1 != self.hparams.chunk:
+            raise ValueError(
+                f"clips of {steps} frames give chunks of {steps - 1}, but the model predicts {self.hparams.chunk}: set num_frames = chunk + 1"
+            )
+        rgb = batch["rgb"]
+        self.check_images(rgb[:, :, 0])
+        positions, rotations, gripper = batch["positions"].float(), batch["rotations"].float(), batch["gripper"].float()
+        text, text_mask = self.encode_text(batch["instruction"])
+        return dict(
+            current=rgb[:, :, 0] * 2 - 1,
+            target=rgb[:, :, -1] * 2 - 1,
+            text=text,
+            text_mask=text_mask,
+            proprio=pose_features(positions[:, 0], rotations[:, 0], gripper[:, 0]),
+            actions=chunk_targets(positions, rotations, gripper),
+            has_actions=torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=rgb.device),
+        )
+
+    # --- training -----------------------------------------------------------------------------------
+    def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        return self.model.loss(**self.batch_inputs(batch), generator=generator)
+
+    def training_step(self, batch: dict, batch_index: int) -> Tensor:
+        losses = self.losses(batch)
+        size = len(batch["instruction"])
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)
+        self.log("train/image_loss", losses["image_loss"], batch_size=size)
+        self.log("train/action_loss", losses["action_loss"], batch_size=size)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        generator = torch.Generator().manual_seed(batch_index)
+        size = len(batch["instruction"])
+        inputs = self.batch_inputs(batch)
+        losses = self.model.loss(**inputs, generator=generator)
+        self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size)
+        self.log("val/action_loss", losses["action_loss"], batch_size=size)
+        has_actions = inputs["has_actions"]
+        if has_actions.any():
+            cache = self.model.fill_cache(inputs["current"], inputs["text"], inputs["text_mask"], inputs["proprio"])
+            sampled = self.model.sample_actions(cache, self.hparams.sample_steps, generator)
+            error = (sampled[..., :3] - inputs["actions"][..., :3]).norm(dim=-1).mean(1) / POSITION_SCALE  # metres
+            self.log("val/position_error", error[has_actions].mean(), batch_size=int(has_actions.sum()))
+
+    # --- inference ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_chunk(
+        self, rgb: Tensor, pose: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None
+    ) -> Tensor:
+        """The next ``chunk`` absolute poses (B, chunk, 8) ``[x y z qx qy qz qw g]`` from the current
+        views (B, V, 3, H, W) in [0, 1] (uint8 accepted), the current pose (B, 8) and B instructions:
+        one prefix pass fills the cache, then ``steps`` Euler steps of the action expert; no target
+        image is drawn."""
+        if rgb.dtype == torch.uint8:
+            rgb = rgb.float() / 255
+        self.check_images(rgb)
+        if pose.ndim != 2 or pose.shape != (len(rgb), POSE_SIZE) or not torch.isfinite(pose).all():
+            raise ValueError(f"pose must be (B, 8) = ({len(rgb)}, 8) finite [x y z qx qy qz qw g], got {tuple(pose.shape)}")
+        if isinstance(instructions, str) or len(instructions) != len(rgb):
+            raise ValueError(f"instructions must be a list of {len(rgb)} strings, got {instructions!r}")
+        rgb, pose = rgb.to(self.device, torch.float32), pose.to(self.device, torch.float32)
+        current = pose_from_vector(pose, RotationFormat.QUAT_XYZW)
+        proprio = pose_features(current.positions, current.rotations, current.gripper)
+        text, text_mask = self.encode_text(instructions)
+        cache = self.model.fill_cache(rgb * 2 - 1, text, text_mask, proprio)
+        actions = self.model.sample_actions(cache, steps or self.hparams.sample_steps, generator)
+        return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
+
+    @torch.no_grad()
+    def edited_target(
+        self, rgb: Tensor, pose: Tensor, instructions: list[str], steps: int = 20, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The backbone's edited target views (B, V, 3, H, W) in [0, 1], for people to look at."""
+        self.check_images(rgb)
+        current = pose_from_vector(pose.to(self.device, torch.float32), RotationFormat.QUAT_XYZW)
+        proprio = pose_features(current.positions, current.rotations, current.gripper)
+        text, text_mask = self.encode_text(instructions)
+        edited = self.model.decode_target(rgb.to(self.device) * 2 - 1, text, text_mask, proprio, steps, generator)
+        return (edited + 1) / 2
