@@ -22,15 +22,12 @@ only; sampling is Euler from t = 1 (noise) to t = 0.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import lightning as L
-import numpy as np
-import roma
 import torch
 from torch import Tensor, nn
 
-from action_images.observation import POSE_SIZE, interpolate_waypoints, observation_views, stats_from_checkpoint, stats_to_checkpoint
+from action_images.observation import POSE_SIZE, stats_from_checkpoint, stats_to_checkpoint
 from action_images.text import VocabularyTextEncoder
 from rendering.poses import Pose, pose_from_vector, pose_to_vector
 from rendering.rotations import RotationFormat, from_matrix, to_matrix
@@ -314,64 +311,3 @@ class BaselinePolicyModule(L.LightningModule):
         current = pose_from_vector(pose, RotationFormat.QUAT_XYZW)
         actions = self.sample(rgb, pose_features(current.positions, current.rotations, current.gripper), instructions, generator, steps)
         return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
-
-
-class BaselinePolicy:
-    """Closed-loop control with a `BaselinePolicyModule`: observation → absolute EE target per step.
-
-    Every `replan_every` env steps it predicts a chunk from the current observation (see
-    `action_images.observation` for the observation dict) and executes it: chunk waypoints are
-    `stride` env steps apart (the training clips' stride), so each env step gets one target
-    interpolated between them (`interpolate_waypoints`). Actions are float32 (8,)
-    `[x y z qx qy qz qw g]`, world frame, quaternion xyzw, g = 1.0 open / 0.0 closed.
-
-    Args:
-        module: a trained `BaselinePolicyModule` (put in eval mode).
-        cameras: observation camera names, in the order the model was trained on.
-        stride: env steps between chunk waypoints (the data module's `stride`).
-        replan_every: env steps between predictions, 1 … chunk·stride (default: the whole chunk).
-        sample_steps: Euler steps (default: the module's).
-        seed: the sampling noise's seed; `reset()` restarts it, so an episode is reproducible.
-    """
-
-    def __init__(
-        self, module: BaselinePolicyModule, cameras: list[str], stride: int = 3, replan_every: int | None = None,
-        sample_steps: int | None = None, seed: int = 0,
-    ) -> None:
-        if len(cameras) != module.hparams.views:
-            raise ValueError(f"the model was trained on {module.hparams.views} views, got cameras {list(cameras)}")
-        if stride < 1:
-            raise ValueError(f"stride must be ≥ 1, got {stride}")
-        self.horizon = module.hparams.chunk * stride
-        self.replan_every = self.horizon if replan_every is None else replan_every
-        if not 1 <= self.replan_every <= self.horizon:
-            raise ValueError(f"replan_every must be in 1 … {self.horizon} (chunk {module.hparams.chunk} × stride {stride}), got {replan_every}")
-        self.module = module.eval()
-        self.cameras, self.stride, self.sample_steps, self.seed = list(cameras), stride, sample_steps, seed
-        self.reset()
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, cameras: list[str], **kwargs) -> BaselinePolicy:
-        """From a training checkpoint (loaded on the CPU with `weights_only=True`)."""
-        module = BaselinePolicyModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        return cls(module, cameras, **kwargs)
-
-    def reset(self) -> None:
-        """Start a new episode: forget the plan and restart the sampling noise."""
-        self.generator = torch.Generator(device=self.module.device).manual_seed(self.seed)
-        self.targets: np.ndarray | None = None  # (horizon, 8) targets of the current plan
-        self.steps_into_plan = 0
-
-    def plan(self, observation: dict) -> np.ndarray:
-        """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
-        views = observation_views(observation, self.cameras, self.module.hparams.image_size)
-        chunk = self.module.predict_chunk(views.rgb[None], views.pose[None], [views.instruction], generator=self.generator, steps=self.sample_steps)
-        return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
-
-    def select_action(self, observation: dict) -> np.ndarray:
-        """The absolute EE target (8,) for this env step, replanning every `replan_every` steps."""
-        if self.targets is None or self.steps_into_plan >= self.replan_every:
-            self.targets, self.steps_into_plan = self.plan(observation), 0
-        action = self.targets[self.steps_into_plan].copy()
-        self.steps_into_plan += 1
-        return action

@@ -71,11 +71,10 @@ def training_clip(path: str | Path) -> dict:
 
 
 def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", replan_every: int | None = None, steps: int = 10, **clip) -> Policy:
-    """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a baseline checkpoint →
-    `BaselinePolicy`. The clip shape comes from the checkpoint unless given (None = from it)."""
-    from action_images.baseline import BaselinePolicy
+    """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
+    baseline or ImageWAM → `ChunkPolicy`. The clip shape comes from the checkpoint unless given (None = from it)."""
     from action_images.pipeline import ActionImagesPipeline
-    from action_images.policy import ActionImagesPolicy
+    from action_images.policy import ActionImagesPolicy, ChunkPolicy, chunk_module_class
 
     path = Path(path)
     if not path.exists():
@@ -89,8 +88,8 @@ def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", repla
         pipeline = ActionImagesPipeline.from_pretrained(path)
     else:
         hyper = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        if "chunk" in hyper:  # the baseline's signature argument
-            return BaselinePolicy.from_checkpoint(path, cameras=cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
+        if chunk_module_class(hyper) is not None:
+            return ChunkPolicy.from_checkpoint(path, cameras=cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],

@@ -1,5 +1,6 @@
-"""`ActionImagesPolicy`: the model as a closed-loop controller (LeRobot style: `reset()`,
-`select_action(observation)`).
+"""Policies in the LeRobot style (`reset()`, `select_action(observation)`): `ActionImagesPolicy`, the
+model as a closed-loop controller, and `ChunkPolicy`, which runs the action-chunk models (the baseline,
+ImageWAM) in the same loop.
 
 At a replanning step the policy renders the current end-effector pose as the first action frame of
 every view, generates the future (`joint` canvas: RGB and action frames; `policy` canvas: action
@@ -16,6 +17,9 @@ the last confident waypoint the policy holds it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
 import numpy as np
 import roma
 import torch
@@ -127,3 +131,81 @@ class ActionImagesPolicy:
         positions, rotations = fill_unconfident(positions, rotations, confident)
         return waypoints_to_targets(positions, rotations, decoded.gripper_open[0], self.stride)
 
+
+def chunk_module_class(hyper: dict) -> type[L.LightningModule] | None:
+    """The action-chunk module a checkpoint's hyper-parameters belong to (None: not a chunk model)."""
+    if "chunk" not in hyper:
+        return None
+    if "target_offset" in hyper:
+        from action_images.imagewam_module import ImageWAMModule
+
+        return ImageWAMModule
+    from action_images.baseline import BaselinePolicyModule
+
+    return BaselinePolicyModule
+
+
+class ChunkPolicy:
+    """Closed-loop control with an action-chunk model — the baseline (`BaselinePolicyModule`) or
+    ImageWAM (`ImageWAMModule`), anything with `predict_chunk` and `views`/`chunk`/`image_size`
+    hyper-parameters: observation → absolute EE target per step.
+
+    Every `replan_every` env steps it predicts a chunk from the current observation (see
+    `action_images.observation` for the observation dict) and executes it: chunk waypoints are
+    `stride` env steps apart (the training clips' stride), so each env step gets one target
+    interpolated between them (`interpolate_waypoints`). Actions are float32 (8,)
+    `[x y z qx qy qz qw g]`, world frame, quaternion xyzw, g = 1.0 open / 0.0 closed.
+
+    Args:
+        module: a trained action-chunk module (put in eval mode).
+        cameras: observation camera names, in the order the model was trained on.
+        stride: env steps between chunk waypoints (the data module's `stride`).
+        replan_every: env steps between predictions, 1 … chunk·stride (default: the whole chunk).
+        sample_steps: Euler steps (default: the module's).
+        seed: the sampling noise's seed; `reset()` restarts it, so an episode is reproducible.
+    """
+
+    def __init__(
+        self, module: L.LightningModule, cameras: list[str], stride: int = 3, replan_every: int | None = None,
+        sample_steps: int | None = None, seed: int = 0,
+    ) -> None:
+        if len(cameras) != module.hparams.views:
+            raise ValueError(f"the model was trained on {module.hparams.views} views, got cameras {list(cameras)}")
+        if stride < 1:
+            raise ValueError(f"stride must be ≥ 1, got {stride}")
+        self.horizon = module.hparams.chunk * stride
+        self.replan_every = self.horizon if replan_every is None else replan_every
+        if not 1 <= self.replan_every <= self.horizon:
+            raise ValueError(f"replan_every must be in 1 … {self.horizon} (chunk {module.hparams.chunk} × stride {stride}), got {replan_every}")
+        self.module = module.eval()
+        self.cameras, self.stride, self.sample_steps, self.seed = list(cameras), stride, sample_steps, seed
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, cameras: list[str], **kwargs) -> ChunkPolicy:
+        """From a training checkpoint of either chunk model (loaded on the CPU with `weights_only=True`)."""
+        hyper = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        module_class = chunk_module_class(hyper)
+        if module_class is None:
+            raise ValueError(f"{path} is not a checkpoint of an action-chunk model (the baseline or ImageWAM)")
+        return cls(module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True), cameras, **kwargs)
+
+    def reset(self) -> None:
+        """Start a new episode: forget the plan and restart the sampling noise."""
+        self.generator = torch.Generator(device=self.module.device).manual_seed(self.seed)
+        self.targets: np.ndarray | None = None  # (horizon, 8) targets of the current plan
+        self.steps_into_plan = 0
+
+    def plan(self, observation: dict) -> np.ndarray:
+        """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
+        views = observation_views(observation, self.cameras, self.module.hparams.image_size)
+        chunk = self.module.predict_chunk(views.rgb[None], views.pose[None], [views.instruction], generator=self.generator, steps=self.sample_steps)
+        return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        """The absolute EE target (8,) for this env step, replanning every `replan_every` steps."""
+        if self.targets is None or self.steps_into_plan >= self.replan_every:
+            self.targets, self.steps_into_plan = self.plan(observation), 0
+        action = self.targets[self.steps_into_plan].copy()
+        self.steps_into_plan += 1
+        return action

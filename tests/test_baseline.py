@@ -11,7 +11,8 @@ import yaml
 from lightning.pytorch.cli import LightningArgumentParser
 from synthetic_data import write_synthetic_dataset
 
-from action_images.baseline import BaselinePolicy, BaselinePolicyModule, chunk_poses, chunk_targets
+from action_images.baseline import BaselinePolicyModule, chunk_poses, chunk_targets
+from action_images.policy import ChunkPolicy as BaselinePolicy
 from action_images.observation import interpolate_waypoints
 from datamodules.datamodule import RobotDataModule
 from rendering.rotations import to_matrix

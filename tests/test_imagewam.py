@@ -1,5 +1,6 @@
 """ImageWAM: the token layout and mask, the cache path, loading a FLUX.2 backbone, training, bad input."""
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
@@ -404,6 +405,18 @@ def test_module_checkpoint_round_trip(dataset, tmp_path):
     assert edited.shape == rgb.shape and edited.min() >= 0 and edited.max() <= 1
     with pytest.raises(ValueError, match="2 views"):
         loaded.predict_chunk(torch.rand(1, 3, 3, 16, 16), current_pose(1), ["reach the cube"])
+
+    # the same checkpoint plugs into the evaluation harness beside the other policies
+    from action_images.evaluate import load_policy
+    from action_images.policy import ChunkPolicy
+    from action_images.sim import make_env
+
+    policy = load_policy(path, cameras=["front", "left"], replan_every=2, steps=2, num_frames=3, stride=2, image_size=16)
+    assert isinstance(policy, ChunkPolicy) and policy.horizon == 4
+    env = make_env("reach", image_size=32, cameras=("front", "left"))
+    observation, _ = env.reset(seed=0)
+    action = policy.select_action(observation)
+    assert action.shape == (8,) and np.isfinite(action).all()
 
 
 def test_cpu_config_builds_imagewam_for_its_data():
