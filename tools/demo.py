@@ -1,4 +1,4 @@
-"""`make demo`: the whole job end to end on the embedded simulator, in about 40 minutes on 2 cores.
+"""`make demo`: the whole job end to end on the embedded simulator, in about 30 minutes on 2 cores (28.8 measured).
 
     collect  → simulated demonstrations (reach, push, pick_place) as a LeRobot v3.0 dataset
     fit      → Action Images (configs/sim_cpu.yaml) through the Lightning CLI, on a short budget
