@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
-from action_images.observation import POSE_SIZE, stats_from_checkpoint, stats_to_checkpoint
+from action_images.observation import POSE_SIZE, check_views
 from action_images.text import VocabularyTextEncoder
+from action_images.training import TrainingModule
 from rendering.poses import Pose, pose_from_vector, pose_to_vector
 from rendering.rotations import RotationFormat, from_matrix, to_matrix
 
@@ -86,7 +86,7 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     return torch.cat([angles.sin(), angles.cos()], -1)
 
 
-class BaselinePolicyModule(L.LightningModule):
+class BaselinePolicyModule(TrainingModule):
     """A multi-view flow-matching action-chunk policy (the baseline of the success table).
 
     Observation tokens (the denoiser's memory): per view, the CNN's feature-map cells of the current
@@ -165,44 +165,9 @@ class BaselinePolicyModule(L.LightningModule):
         if datamodule is not None and hasattr(datamodule, "normalization_stats"):
             self.normalization_stats = datamodule.normalization_stats()
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
-        checkpoint["torch_rng_state"] = torch.get_rng_state()  # timesteps and noise: a resumed run is the same run
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.normalization_stats = stats_from_checkpoint(checkpoint)
-        self._resume_rng_state = checkpoint.get("torch_rng_state")
-
-    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
-        # Restored here, not on load: starting the loaders after the load draws random numbers too.
-        state = getattr(self, "_resume_rng_state", None)
-        if state is not None:
-            torch.set_rng_state(state)
-            self._resume_rng_state = None
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if total is None:
-                return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
     # --- the network ------------------------------------------------------------------------------
     def check_images(self, rgb: Tensor) -> None:
-        """(B, V, 3, H, W) in [0, 1] with the model's V, H and W, finite — else a ValueError."""
-        views, size = self.hparams.views, self.hparams.image_size
-        if rgb.ndim != 5 or rgb.shape[1:] != (views, 3, size, size):
-            raise ValueError(f"rgb must be (B, {views} views, 3, {size}, {size}), got {tuple(rgb.shape)}")
-        if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
-            raise ValueError("rgb must be finite floats in [0, 1]")
+        check_views(rgb, self.hparams.views, self.hparams.image_size)
 
     def encode_observation(self, rgb: Tensor, pose_vector: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor]:
         """Memory tokens (B, N, hidden) and their padding mask (B, N), True = ignore.

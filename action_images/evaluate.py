@@ -66,7 +66,12 @@ def training_clip(path: str | Path) -> dict:
     if path.is_dir():
         clip_file = path / "clip.json"
         return json.loads(clip_file.read_text()) if clip_file.exists() else {}
-    data = torch.load(path, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters") or {}
+    return checkpoint_clip(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def checkpoint_clip(checkpoint: dict) -> dict:
+    """The clip shape in a loaded training checkpoint (the data module's hyper-parameters)."""
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
     return {key: data[key] for key in (*CLIP_KEYS, "cameras") if data.get(key) is not None}
 
 
@@ -79,17 +84,19 @@ def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", repla
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint or pipeline folder at {path}")
-    shape = {**training_clip(path), **{k: v for k, v in clip.items() if v is not None}}
+    stored = None if path.is_dir() else torch.load(path, map_location="cpu", weights_only=True)  # read once
+    shape = {**(training_clip(path) if stored is None else checkpoint_clip(stored)), **{k: v for k, v in clip.items() if v is not None}}
     cameras = list(cameras or shape.get("cameras") or ["front", "left", "right"])
     missing = [key for key in CLIP_KEYS if key not in shape]
     if missing:
         raise ValueError(f"{path} does not say its training clip's {missing}: pass them (--num-frames, --stride, --image-size)")
-    if path.is_dir():
+    if stored is None:
         pipeline = ActionImagesPipeline.from_pretrained(path)
     else:
-        hyper = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        if chunk_module_class(hyper) is not None:
-            return ChunkPolicy.from_checkpoint(path, cameras=cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
+        module_class = chunk_module_class(stored.get("hyper_parameters", {}))
+        if module_class is not None:
+            module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+            return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],

@@ -15,27 +15,25 @@ data keep one canvas shape.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
 from action_images.conditioning import canvas_plucker
-from action_images.observation import stats_from_checkpoint, stats_to_checkpoint
 from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_clean, to_velocity, training_target
 from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_encoder
+from action_images.training import TrainingModule
 from action_images.transformer import ActionImagesTransformer
 from rendering.cameras import Cameras
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
 
 
-class ActionImagesModule(L.LightningModule):
+class ActionImagesModule(TrainingModule):
     """Args:
         transformer: `ActionImagesTransformer` arguments (in/out channels and text width are derived
             from the codec and text encoder); `pretrained: PATH` loads a diffusers Wan folder.
@@ -132,37 +130,6 @@ class ActionImagesModule(L.LightningModule):
             self.hparams.text_encoder = {"name": "vocabulary", **self.text_encoder.config}
         if datamodule is not None and hasattr(datamodule, "normalization_stats"):
             self.normalization_stats = datamodule.normalization_stats()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
-        # The random state drives modes, timesteps and noise: with it, a resumed run is the same run.
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.normalization_stats = stats_from_checkpoint(checkpoint)
-        self._resume_rng_state = checkpoint.get("torch_rng_state")
-
-    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
-        # Restored here, not on load: starting the loaders after the load draws random numbers too.
-        state = getattr(self, "_resume_rng_state", None)
-        if state is not None:
-            torch.set_rng_state(state)
-            self._resume_rng_state = None
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if total is None:
-                return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- canvas -----------------------------------------------------------------------------------
     def encode_segments(self, images: torch.Tensor) -> torch.Tensor:

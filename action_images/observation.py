@@ -1,5 +1,4 @@
-"""Live observations → model inputs, exactly as training clips are made; plans → one action per step;
-the normalisation statistics every policy checkpoint carries.
+"""Live observations → model inputs, exactly as training clips are made; plans → one action per step.
 
 An observation is the simulator's (and a LeRobot-style robot's) dict:
 
@@ -80,18 +79,9 @@ def interpolate_waypoints(current: Tensor, waypoints: Tensor, stride: int) -> Te
     return torch.cat([positions, quaternions, gripper], -1).flatten(0, 1)
 
 
-# --- normalisation statistics in checkpoints ------------------------------------------------------
-def stats_to_checkpoint(stats: dict[str, dict[str, Tensor]] | None) -> dict[str, dict[str, list]]:
-    """A data module's `normalization_stats()` → plain lists, as `ActionImagesModule` stores them
-    (loadable with `weights_only=True`). Missing statistics are an error, never a silent pass."""
-    if stats is None:
-        raise ValueError("normalisation statistics are missing: train with a data module that provides them")
-    return {key: {name: value.tolist() for name, value in entry.items()} for key, entry in stats.items()}
-
-
-def stats_from_checkpoint(checkpoint: dict) -> dict[str, dict[str, Tensor]]:
-    """The inverse of `stats_to_checkpoint`, read from a checkpoint dict; raises when absent."""
-    stored = checkpoint.get("normalization_stats")
-    if stored is None:
-        raise ValueError("this checkpoint holds no normalisation statistics")
-    return {key: {name: torch.tensor(value) for name, value in entry.items()} for key, entry in stored.items()}
+def check_views(rgb: Tensor, views: int, size: int) -> None:
+    """(B, V, 3, H, W) in [0, 1] with the model's V, H and W, finite — else a ValueError."""
+    if rgb.ndim != 5 or rgb.shape[1:] != (views, 3, size, size):
+        raise ValueError(f"rgb must be (B, {views} views, 3, {size}, {size}), got {tuple(rgb.shape)}")
+    if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+        raise ValueError("rgb must be finite floats in [0, 1]")

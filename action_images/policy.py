@@ -98,7 +98,6 @@ class ActionImagesPolicy:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.generations = 0
         self.imagined: dict[str, torch.Tensor] | None = None  # the last generation, for people to look at
-        self.unconfident_frames = 0
         self.plan_step = -1
 
     def select_action(self, observation: dict) -> np.ndarray:
@@ -124,7 +123,6 @@ class ActionImagesPolicy:
         self.imagined = {"rgb": out.rgb[0], "action_images": out.action_images[0]}
         decoded = out.decoded
         confident = decoded.confidence[0] & torch.isfinite(decoded.positions[0]).all(-1) & torch.isfinite(decoded.rotations[0]).flatten(1).all(-1)
-        self.unconfident_frames += int((~confident[1:]).sum())
         now = pose_from_vector(views.pose[None], RotationFormat.QUAT_XYZW)
         positions = torch.cat([now.positions, decoded.positions[0, 1:]])
         rotations = torch.cat([now.rotations, decoded.rotations[0, 1:]])

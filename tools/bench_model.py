@@ -87,12 +87,18 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
         add("joint_rot_deg", torch.rad2deg(geodesic_angle(decoded.rotations[:, -1], batch["rotations"][:, -1])))
         add("joint_gripper", decoded.gripper_open[:, -1] == (batch["gripper"][:, -1] > 0.5))
         add("joint_confident", decoded.confidence[:, -1])
+        for frame in range(1, batch["positions"].shape[1]):  # how the error grows with the horizon
+            add(f"frame{frame}_joint_pos_cm", (decoded.positions[:, frame] - batch["positions"][:, frame]).norm(dim=-1) * 100)
+            add(f"frame{frame}_no_motion_cm", (current - batch["positions"][:, frame]).norm(dim=-1) * 100)
         add("no_motion_cm", (current - final).norm(dim=-1) * 100)
         add("mean_trajectory_cm", (current + mean_displacement - final).norm(dim=-1) * 100)
 
         v2a = model.generate(batch, Mode.V2A, steps=steps, generator=generator)
         labelled = decode_action_images(v2a["action_images"], cameras)
-        add("v2a_pos_cm", (labelled.positions[:, 1:] - batch["positions"][:, 1:]).norm(dim=-1) * 100)
+        v2a_cm = (labelled.positions - batch["positions"]).norm(dim=-1) * 100
+        add("v2a_pos_cm", v2a_cm[:, 1:])
+        for frame in range(1, v2a_cm.shape[1]):
+            add(f"frame{frame}_v2a_pos_cm", v2a_cm[:, frame])
 
         a2v = model.generate(batch, Mode.A2V, steps=steps, generator=generator)
         future, truth = a2v["rgb"][:, :, 1:], batch["rgb"][:, :, 1:]
@@ -217,6 +223,8 @@ def main() -> None:
         "v2a_pos_err_cm": quality["v2a_pos_cm_median"],
         "a2v_psnr_db": quality["a2v_psnr"],
         "a2v_psnr_repeat_first_frame_db": quality["repeat_psnr"],
+        **{f"{what}_cm_per_frame": [quality[f"frame{k}_{what}_cm_median"] for k in range(1, config["data"]["num_frames"])]
+           for what in ("joint_pos", "no_motion", "v2a_pos")},
         "held_out_clips": sum(len(b["instruction"]) for b in batches),
         "sample_steps": args.steps,
     }

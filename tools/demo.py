@@ -56,9 +56,15 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=int, default=14, help="training budget of each model, minutes (default 14)")
     parser.add_argument("--train-steps", type=int, default=2000, help="step budget of each model (default 2000)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per task and policy (default 10)")
+    parser.add_argument("--benchmarks", action="store_true", help="also copy the report into BENCHMARKS.md (section 'demo')")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: use the report already in --out (with --benchmarks)")
     args = parser.parse_args()
     console, start = Console(), time.perf_counter()
     out = (ROOT / args.out).resolve() if not args.out.is_absolute() else args.out
+    if args.report_only:
+        if args.benchmarks:
+            benchmarks_section(out / "REPORT.md")
+        return
     out.mkdir(parents=True, exist_ok=True)
     cli = str(Path(sys.executable).parent / "action-images")
     minutes = {}
@@ -81,6 +87,22 @@ def main() -> None:
     console.rule("5/5 report")
     report = write_report(out, args, minutes, (time.perf_counter() - start) / 60)
     console.print(f"wrote {report}")
+    if args.benchmarks:
+        benchmarks_section(report)
+
+
+def benchmarks_section(report: Path) -> None:
+    """The report's text (pictures left out) as the "demo" section of BENCHMARKS.md."""
+    from tools.benchlib import machine_line, update_section
+
+    if not report.exists():
+        raise FileNotFoundError(f"no demo report at {report}: run `make demo` first")
+    body = ["#" + line if line.startswith("## ") else line for line in report.read_text().splitlines()[1:] if not line.startswith("![")]
+    update_section("demo", "\n".join([
+        "## `make demo` (short budget, the whole job)", "",
+        f"Command: `make demo` (`action-images roundtrip`, then `python tools/demo.py`), then `python tools/demo.py --report-only --benchmarks`",
+        f"copies its report (`demo_output/REPORT.md`) here; on {machine_line()}.", *body,
+    ]))
 
 
 def write_report(out: Path, args, minutes: dict[str, float], total: float) -> Path:

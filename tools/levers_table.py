@@ -27,6 +27,10 @@ RUNS = [
 ]
 
 
+def per_frame(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
 def main() -> None:
     rows, first = [], None
     for name, label, command in RUNS:
@@ -52,10 +56,11 @@ resolution at the same token count made everything worse (v2a 5.2 cm, 14 % of fi
 that must draw a 16×16-pixel patch is harder to learn, and the step is 25 % slower (rendering 64² clips). No run meets
 the issue's targets yet (≤ 3 cm joint, ≤ 1.5 cm v2a, +3 dB a2v).
 
-Per-frame view of the committed model (80 held-out clips, medians, frames 0–4 = 0–12 control steps ahead): joint
-0 / 6.2 / 8.8 / 11.4 / 11.8 cm against no motion 0 / 7.2 / 12.1 / 15.7 / 17.8 cm, and v2a 0 / 4.5 / 3.2 / 3.0 / 3.5 cm.
-Even one step ahead the joint prediction is barely better than standing still; labelling, whose answer is in the
-RGB, sits near one pixel of these wide cameras at 32² (≈ 3–4 cm at the workspace).
+Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
+the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
+{per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
+prediction is barely better than standing still; labelling, whose answer is in the RGB, sits near one pixel of these
+wide cameras at 32² (≈ 3–4 cm at the workspace).
 """)
 
 

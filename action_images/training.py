@@ -1,0 +1,67 @@
+"""What every trainable model of the project shares (Action Images, the baseline, ImageWAM): checkpoints
+that carry the data's normalisation statistics and the random state, so a resumed run is the same run,
+and AdamW with linear warm-up, then cosine decay to 10 % over `max_steps` (constant when None).
+
+A subclass sets `self.normalization_stats` (usually from its data module in `setup`) and has the
+hyper-parameters `lr`, `weight_decay`, `warmup_steps` and `max_steps`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+def stats_to_checkpoint(stats: dict[str, dict[str, Tensor]] | None) -> dict[str, dict[str, list]]:
+    """A data module's `normalization_stats()` → plain lists (loadable with `weights_only=True`).
+    Missing statistics are an error, never a silent pass."""
+    if stats is None:
+        raise ValueError("normalisation statistics are missing: train with a data module that provides them")
+    return {key: {name: value.tolist() for name, value in entry.items()} for key, entry in stats.items()}
+
+
+def stats_from_checkpoint(checkpoint: dict) -> dict[str, dict[str, Tensor]]:
+    """The inverse of `stats_to_checkpoint`, read from a checkpoint dict; raises when absent."""
+    stored = checkpoint.get("normalization_stats")
+    if stored is None:
+        raise ValueError("this checkpoint holds no normalisation statistics")
+    return {key: {name: torch.tensor(value) for name, value in entry.items()} for key, entry in stored.items()}
+
+
+class TrainingModule(L.LightningModule):
+    normalization_stats: dict[str, dict[str, Tensor]] | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
+        # The random state drives modes, timesteps and noise: with it, a resumed run is the same run.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.normalization_stats = stats_from_checkpoint(checkpoint)
+        self._resume_rng_state = checkpoint.get("torch_rng_state")
+
+    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
+        # Restored here, not on load: starting the loaders after the load draws random numbers too.
+        state = getattr(self, "_resume_rng_state", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self._resume_rng_state = None
+
+    def configure_optimizers(self):
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if total is None:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
