@@ -1,12 +1,16 @@
 """ImageWAM: the token layout and mask, the cache path, loading a FLUX.2 backbone, training, bad input."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
 from diffusers.models.transformers.transformer_flux2 import Flux2KVCache
 
 from action_images.codecs import PatchCodec
+from action_images.imagewam_module import ImageWAMModule
 from action_images.imagewam import (
     FLUX2_KLEIN_4B,
     SEGMENTS,
@@ -299,6 +303,49 @@ def test_paper_scale_on_the_meta_device():
     attention = model.action_expert.single_transformer_blocks[0].attn
     assert (attention.heads, attention.head_dim, attention.query_dim) == (24, 128, 1024)
     assert model.config.action_chunk == 16 and model.config.target_offset == 16
+
+
+KLEIN_CONFIG = Path(__file__).parent.parent / "configs" / "imagewam_flux2_klein_4b.yaml"
+
+
+def test_paper_scale_config_matches_the_reference_on_the_meta_device():
+    """configs/imagewam_flux2_klein_4b.yaml: the expert the config asks for, on klein 4B, is the reference's."""
+    config = yaml.safe_load(KLEIN_CONFIG.read_text())
+    options, data = config["model"]["init_args"], config["data"]
+    expert_options = {k: v for k, v in options["transformer"].items() if k not in ("pretrained", "subfolder")}
+    with torch.device("meta"):
+        model = ImageWAMTransformer(backbone_config=FLUX2_KLEIN_4B, action_dim=10, proprio_dim=10, **expert_options)
+    assert 3.8e9 < sum(p.numel() for p in model.backbone.parameters()) < 3.95e9
+    assert 0.62e9 < sum(p.numel() for p in model.action_expert.parameters()) < 0.66e9
+    assert options["chunk"] == 16 == data["num_frames"] - 1 and options["target_offset"] == 16 == options["chunk"] * data["stride"]
+    assert options["views"] == len(data["cameras"]) and options["image_size"] == data["image_size"]
+    assert config["trainer"]["precision"].startswith("bf16")
+
+
+def test_paper_scale_config_loads_its_transformer_and_vae_from_a_local_folder(tmp_path):
+    """The klein config's own model arguments, pointed at a tiny saved FLUX.2 transformer and VAE: the
+    same code path a user with the klein-4B folder runs."""
+    tiny = {**TINY, "in_channels": 16}  # the tiny VAE's 4 latent channels, 2 × 2-patchified
+    Flux2Transformer2DModel(**tiny).save_pretrained(tmp_path / "transformer")
+    AutoencoderKLFlux2(
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16),
+        layers_per_block=1, latent_channels=4, norm_num_groups=4, sample_size=32,
+    ).save_pretrained(tmp_path / "vae")
+    options = yaml.safe_load(KLEIN_CONFIG.read_text())["model"]["init_args"]
+    options["transformer"]["pretrained"] = str(tmp_path)
+    options["transformer"]["action_hidden_dim"] = 16
+    options["codec"]["path"] = str(tmp_path)
+    options["image_size"] = 16
+    module = ImageWAMModule(**options, instructions=["touch the red target"])
+    assert isinstance(module.model.codec, Flux2VAECodec) and module.transformer.config.action_chunk == 16
+    saved = Flux2Transformer2DModel.from_pretrained(tmp_path / "transformer")
+    for (name, ours), (_, theirs) in zip(module.transformer.backbone.state_dict().items(), saved.state_dict().items()):
+        assert torch.equal(ours, theirs), name
+    with torch.no_grad():
+        tokens, grid = module.model.encode_views(torch.rand(1, 2, 3, 16, 16) * 2 - 1)
+        text, mask = module.encode_text(["touch the red target"])
+        actions = module.model.sample_actions(module.transformer.fill_cache(tokens, grid, text, mask, torch.zeros(1, 10)), num_steps=2)
+    assert actions.shape == (1, 16, 10) and torch.isfinite(actions).all()
 
 
 def test_flux2_vae_codec_loads_from_a_local_folder(tmp_path):
