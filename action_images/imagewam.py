@@ -498,7 +498,8 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         prefix_shares_target_timestep: True (reference): in training the prefix is modulated with the
             target's timestep; False: always with ``edit_timestep``, so training sees the cache inference reads.
         image_shift, action_shift: Wan timestep shifts for training and sampling (reference 5, 5).
-        image_loss_weight, action_loss_weight: 0.5 and 1.0 (reference).
+        image_loss_weight, action_loss_weight: 0.5 and 1.0 (reference); an image weight of 0 trains without the
+            editing objective (the target segment is left out): the no-editing ablation.
         loss_weighting: ``"bell"`` (the reference's per-timestep weight) or ``"uniform"``.
     """
 
@@ -792,8 +793,14 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         noise_action = torch.randn(actions.shape, generator=generator).to(device, actions.dtype)
         noisy_target = (1 - t_image[:, None, None]) * target + t_image[:, None, None] * noise_image
         noisy_action = (1 - t_action[:, None, None]) * actions + t_action[:, None, None] * noise_action
-        out = self(current, grid, text, noisy_target, t_image, noisy_action, t_action, text_mask=text_mask, proprio=proprio)
-        image_error = (out.target.float() - (noise_image - target).float()).pow(2).flatten(1).mean(1)
+        # Without the editing objective (image weight 0, the no-editing ablation) the target segment is
+        # left out: nothing attends to it, so the cache the expert reads is shaped by the action loss alone.
+        editing = config.image_loss_weight > 0
+        out = self(current, grid, text, noisy_target if editing else None, t_image, noisy_action, t_action, text_mask=text_mask, proprio=proprio)
+        if editing:
+            image_error = (out.target.float() - (noise_image - target).float()).pow(2).flatten(1).mean(1)
+        else:
+            image_error = torch.zeros(batch, device=device)
         action_error = (out.action.float() - (noise_action - actions).float()).pow(2).flatten(1).mean(1)
         if config.loss_weighting == "bell":
             image_error = image_error * _bell_weight(t_image, config.image_shift)

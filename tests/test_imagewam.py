@@ -242,6 +242,17 @@ def test_a_few_training_steps_lower_the_loss():
     assert losses[-1] < 0.6 * losses[0], losses
 
 
+def test_without_the_editing_objective_the_target_is_left_out():
+    """The no-editing ablation (image weight 0): no image loss, and the backbone's output layer never
+    sees a gradient, because no target segment is run; the action loss alone shapes the cache."""
+    wam = make_wam(image_loss_weight=0.0).train()
+    out = wam.loss(**view_batch(), generator=torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert out["image_loss"].item() == 0.0 and out["loss"].item() == out["action_loss"].item() > 0
+    assert wam.transformer.backbone.proj_out.weight.grad is None
+    assert wam.transformer.backbone.transformer_blocks[0].attn.to_k.weight.grad.abs().sum() > 0  # the cache does learn
+
+
 def test_views_are_tiled_into_one_image():
     views = torch.arange(2 * 3 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 3, 4, 5)
     wide = tile_views(views, 3, "horizontal")
