@@ -104,6 +104,15 @@ def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", repla
     )
 
 
+def evaluate_checkpoint(path: str | Path, label: str, tasks: list[str], episodes: int, out: Path | None = None,
+                        camera_jitter: float = 0.0, **policy_options) -> dict:
+    """`load_policy(path, **policy_options)` on the cameras it was trained with, then `evaluate` on the
+    seeded episodes every policy meets: the success table."""
+    policy = load_policy(path, cameras=None, **policy_options)
+    config = EvalConfig(tasks=tuple(tasks), episodes=episodes, camera_jitter=camera_jitter, out=out, label=label, cameras=tuple(policy.cameras))
+    return evaluate(policy, config)
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a success rate."""
     if trials == 0:

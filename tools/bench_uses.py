@@ -34,25 +34,11 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from action_images.evaluate import EvalConfig, evaluate, load_policy, success_markdown  # noqa: E402
+from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import machine_line, median_ms, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
 
 SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
-
-
-def last_checkpoint(run: Path) -> Path:
-    found = sorted(Path(run).glob("**/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(f"no last.ckpt under {run}: train it first (action-images fit)")
-    return found[-1]
-
-
-def run_minutes(run: Path) -> float:
-    """Wall-clock minutes of a training run: from its hparams file to its last checkpoint."""
-    checkpoint = last_checkpoint(run)
-    hparams = sorted(Path(run).glob("**/hparams.yaml"), key=lambda p: p.stat().st_mtime)
-    return (checkpoint.stat().st_mtime - hparams[-1].stat().st_mtime) / 60 if hparams else float("nan")
 
 
 def policy_latency(checkpoint: Path, console: Console) -> dict[str, float]:
@@ -110,13 +96,6 @@ def augment_figures(checkpoint: Path, data: Path, out: Path, per_episode: int) -
     return {"augment_episodes_per_s": summary["episodes_per_s"], "augment_frames_per_s": summary["frames_per_s"]}, target
 
 
-def successes(checkpoint: Path, label: str, tasks: list[str], episodes: int, out: Path, **options) -> dict:
-    jitter = options.pop("camera_jitter", 0.0)
-    policy = load_policy(checkpoint, cameras=None, **options)
-    config = EvalConfig(tasks=tuple(tasks), episodes=episodes, camera_jitter=jitter, out=out, label=label, cameras=tuple(policy.cameras))
-    return evaluate(policy, config)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("runs/sim_cpu"), help="the Action Images run folder")
@@ -140,15 +119,15 @@ def main() -> None:
     horizon = None  # open loop: the whole generated horizon
 
     tables = {
-        "ours, closed loop": successes(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
-        "ours, open loop": successes(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, steps=args.steps),
-        "baseline": successes(baseline, "baseline", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, closed loop": evaluate_checkpoint(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, open loop": evaluate_checkpoint(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, steps=args.steps),
+        "baseline": evaluate_checkpoint(baseline, "baseline", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
     }
     zero_shot = {
-        "ours, unseen tasks": successes(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
-        "ours, unseen camera placements": successes(model, "zeroshot_cameras", args.tasks, args.episodes, args.out, replan_every=args.replan_every,
+        "ours, unseen tasks": evaluate_checkpoint(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, unseen camera placements": evaluate_checkpoint(model, "zeroshot_cameras", args.tasks, args.episodes, args.out, replan_every=args.replan_every,
                                                     steps=args.steps, camera_jitter=split["held_out_camera_jitter"]),
-        "baseline, unseen tasks": successes(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "baseline, unseen tasks": evaluate_checkpoint(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
     }
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
     for key, table in (("closed", tables["ours, closed loop"]), ("open", tables["ours, open loop"]), ("baseline", tables["baseline"]),

@@ -24,6 +24,20 @@ machine is noisy.
 """
 
 
+def last_checkpoint(run: Path) -> Path:
+    found = sorted(Path(run).glob("**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no last.ckpt under {run}: train it first (action-images fit)")
+    return found[-1]
+
+
+def run_minutes(run: Path) -> float:
+    """Wall-clock minutes of a training run: from its hparams file to its last checkpoint."""
+    checkpoint = last_checkpoint(run)
+    hparams = sorted(Path(run).glob("**/hparams.yaml"), key=lambda p: p.stat().st_mtime)
+    return (checkpoint.stat().st_mtime - hparams[-1].stat().st_mtime) / 60 if hparams else float("nan")
+
+
 def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         function()

@@ -1,0 +1,139 @@
+"""ImageWAM against Action Images on the same data, budget and episodes (issue: the second backbone).
+
+    python tools/bench_imagewam.py --actionimages runs/sim_cpu --imagewam runs/imagewam_sim_cpu \\
+        --nocache runs/imagewam_noedit_sim_cpu --baseline runs/baseline_sim_cpu --episodes 20
+
+Every run is an `action-images fit` on the same dataset within the same minutes. On the same seeded
+simulator episodes (seed 100000…, unseen by collection), closed loop, replanning every
+`--replan-every` control steps:
+- Action Images with the `joint` canvas (RGB and action images generated together) and with the
+  `policy` canvas (action images only);
+- ImageWAM (one prefix pass fills the editing cache, then the action expert's Euler steps);
+- ImageWAM without the editing objective (`--nocache`: trained with image weight 0, so the cache the
+  expert reads was shaped by the action loss alone — what the paper's claim rests on);
+- the baseline chunk policy.
+Per replanning control step, on one live observation: latency (median) and FLOPs of one action chunk
+(`torch.utils.flop_counter`), as ratios to Action Images `joint`.
+Writes benchmarks/results/imagewam.json (or `--results`) and, unless `--no-markdown`, the "imagewam"
+section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
+from action_images.sim import make_env  # noqa: E402
+from tools.benchlib import last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
+
+
+def step_cost(policy, observation: dict, repeats: int) -> tuple[float, float]:
+    """(seconds, GFLOPs) of one replanning control step: views → one action chunk → per-step targets."""
+    policy.reset()
+    with FlopCounterMode(display=False) as counter:
+        policy.plan(observation)
+    seconds = median_ms(lambda: policy.plan(observation), repeats=repeats) / 1000
+    return seconds, counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--actionimages", type=Path, default=Path("runs/sim_cpu"), help="the Action Images run folder")
+    parser.add_argument("--imagewam", type=Path, default=Path("runs/imagewam_sim_cpu"), help="the ImageWAM run folder")
+    parser.add_argument("--nocache", type=Path, default=Path("runs/imagewam_noedit_sim_cpu"),
+                        help="ImageWAM trained without the editing objective (--model.init_args.transformer.image_loss_weight 0)")
+    parser.add_argument("--baseline", type=Path, default=Path("runs/baseline_sim_cpu"), help="the baseline run folder")
+    parser.add_argument("--tasks", nargs="+", default=["reach", "push", "pick_place"])
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per task and policy (default 20)")
+    parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling / Euler steps of every model (default 10)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per latency (default 10)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
+    parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
+    parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
+    args = parser.parse_args()
+    console = Console()
+    torch.manual_seed(0)
+    runs = {
+        "actionimages": (args.actionimages, {"mode": "joint"}),
+        "actionimages_policy": (args.actionimages, {"mode": "policy"}),
+        "imagewam": (args.imagewam, {}),
+        "imagewam_nocache": (args.nocache, {}),
+        "baseline": (args.baseline, {}),
+    }
+    labels = {
+        "actionimages": "Action Images, joint", "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
+        "imagewam_nocache": "ImageWAM, no editing", "baseline": "baseline",
+    }
+    checkpoints = {key: last_checkpoint(run) for key, (run, _) in runs.items()}
+
+    figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
+    env = make_env("pick_place", image_size=128)
+    observation, _ = env.reset(seed=123)
+    env.close()
+    for key, (run, options) in runs.items():
+        policy = load_policy(checkpoints[key], cameras=None, replan_every=1, steps=args.steps, **options)
+        figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = step_cost(policy, observation, args.repeats)
+        console.print(f"{labels[key]}: {figures[f'step_latency_s_{key}']:.4f} s, {figures[f'gflops_per_chunk_{key}']:.3f} GFLOPs per chunk")
+        if key != "actionimages_policy":
+            figures[f"train_minutes_{key}"] = run_minutes(run)
+    for key in runs:
+        figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
+        figures[f"flops_ratio_{key}_vs_joint"] = figures[f"gflops_per_chunk_{key}"] / figures["gflops_per_chunk_actionimages"]
+    figures["latency_ratio_vs_joint"] = figures["latency_ratio_imagewam_vs_joint"]
+    figures["flops_ratio_vs_joint"] = figures["flops_ratio_imagewam_vs_joint"]
+    figures["train_minutes"] = figures["train_minutes_imagewam"]
+
+    tables = {}
+    for key, (run, options) in runs.items():
+        tables[labels[key]] = evaluate_checkpoint(checkpoints[key], key, args.tasks, args.episodes, args.out,
+                                                  replan_every=args.replan_every, steps=args.steps, **options)
+        for task, row in tables[labels[key]].items():
+            figures[f"success_{key}_{task}"] = row["success"]
+    path = write_results("imagewam", figures) if args.results is None else write_json(args.results, figures)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tables.md").write_text(success_markdown(tables) + "\n")
+    console.print(success_markdown(tables))
+    console.print(f"wrote {path}")
+    if not args.no_markdown:
+        update_section("imagewam", section(args, tables, figures, labels))
+
+
+def section(args, tables: dict, figures: dict, labels: dict) -> str:
+    rows = [
+        f"| {label} | {figures.get(f'train_minutes_{key}', figures['train_minutes_actionimages']):.0f} | "
+        f"{figures[f'step_latency_s_{key}'] * 1000:.1f} ms ({figures[f'latency_ratio_{key}_vs_joint']:.2f}×) | "
+        f"{figures[f'gflops_per_chunk_{key}']:.3f} ({figures[f'flops_ratio_{key}_vs_joint']:.2f}×) |"
+        for key, label in labels.items()
+    ]
+    return f"""## ImageWAM against Action Images
+
+Command: `python tools/bench_imagewam.py --actionimages {args.actionimages} --imagewam {args.imagewam} --nocache {args.nocache} \\
+--baseline {args.baseline} --episodes {args.episodes}`, on {machine_line()}. Results: `benchmarks/results/imagewam.json`;
+episode videos in `{args.out}/videos/`. Every model was trained by `action-images fit` on the same 300 episodes
+(`data/sim`: reach, push, pick_place) on this machine; the same seeded episodes (from seed 100000) for every policy,
+closed loop, replanning every {args.replan_every} control steps, {args.steps} sampling steps. "No editing" is ImageWAM
+trained with image weight 0: its expert reads a cache that learned from the action loss alone.
+Cells: success [95 % Wilson interval].
+
+{success_markdown(tables)}
+
+Cost of one replanning control step on one live observation (views → one action chunk; latency median of
+{args.repeats}; FLOPs by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run:
+
+| policy | training minutes | latency per step | GFLOPs per chunk |
+|---|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
+if __name__ == "__main__":
+    main()
