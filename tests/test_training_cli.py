@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from synthetic_data import write_synthetic_dataset
 
@@ -28,7 +29,7 @@ def write_config(folder: Path, dataset: Path, max_steps: int, callbacks: list[di
             "enable_model_summary": False, "num_sanity_val_steps": 0, "limit_val_batches": 0, "use_distributed_sampler": False,
             "default_root_dir": str(folder),
             "callbacks": [
-                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "every_n_train_steps": 4, "save_top_k": -1}},
+                {"class_path": "action_images.callbacks.FinalStepCheckpoint", "init_args": {"dirpath": str(folder / "checkpoints"), "save_last": True, "every_n_train_steps": 4, "save_top_k": -1}},
                 {"class_path": "action_images.callbacks.BatchRecorder", "init_args": {"folder": str(folder / "record")}},
                 *callbacks,
             ],
@@ -66,7 +67,8 @@ def steps(rows):
 def test_a_run_killed_mid_epoch_resumes_exactly(dataset, tmp_path):
     whole = tmp_path / "whole"
     run_cli("fit", "--config", write_config(whole, dataset, max_steps=10))
-    assert (whole / "checkpoints" / "last.ckpt").exists()
+    # saved every 4 steps, yet last.ckpt holds the final step 10, not step 8
+    assert torch.load(whole / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 10
 
     broken = tmp_path / "broken"
     crash = {"class_path": "crash.CrashAtStep", "init_args": {"step": 6}}

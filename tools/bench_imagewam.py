@@ -21,6 +21,7 @@ section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import RESULTS, last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
 
 
 def step_cost(policy, observation: dict, repeats: int) -> tuple[float, float]:
@@ -42,6 +43,31 @@ def step_cost(policy, observation: dict, repeats: int) -> tuple[float, float]:
         policy.plan(observation)
     seconds = median_ms(lambda: policy.plan(observation), repeats=repeats) / 1000
     return seconds, counter.get_total_flops() / 1e9
+
+
+def position_error_curves(runs: dict[str, Path], out: Path) -> None:
+    """Validation position error (mean over the chunk, EMA weights) against training step, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for label, run in runs.items():
+        metrics = sorted(Path(run).glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
+        if not metrics:
+            continue
+        with open(metrics[-1]) as handle:
+            points = [(int(row["step"]), 100 * float(row["val/position_error"])) for row in csv.DictReader(handle) if row.get("val/position_error")]
+        if points:
+            axis.plot(*zip(*points), "o-", label=f"{label} ({run_minutes(run):.0f} min)")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("held-out chunk position error (cm)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
 
 
 def main() -> None:
@@ -98,6 +124,8 @@ def main() -> None:
                                                   replan_every=args.replan_every, steps=args.steps, **options)
         for task, row in tables[labels[key]].items():
             figures[f"success_{key}_{task}"] = row["success"]
+    curves = {labels[key]: runs[key][0] for key in ("imagewam", "imagewam_nocache", "baseline")}
+    position_error_curves(curves, (args.results or RESULTS / "imagewam.json").with_name("imagewam_position_error.png"))
     path = write_results("imagewam", figures) if args.results is None else write_json(args.results, figures)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n")
@@ -132,6 +160,11 @@ Cost of one replanning control step on one live observation (views → one actio
 | policy | training minutes | latency per step | GFLOPs per chunk |
 |---|---|---|---|
 {chr(10).join(rows)}
+
+Held-out chunk position error during training (validation split, mean over the chunk's waypoints) of the
+three action-chunk models:
+
+![position error](benchmarks/results/imagewam_position_error.png)
 """
 
 
