@@ -42,7 +42,9 @@ class ActionImagesModule(TrainingModule):
             `{"name": "umt5", "path": ...}`.
         canvas: "joint" (full canvas, mode mix) or "policy" (the short canvas: action frames only).
         order: canvas order, "segments" (the reference) or "given_first".
-        mode_mix: probabilities of joint / a2v / v2a / video for samples with actions.
+        mode_mix: probabilities of joint / a2v / v2a / video for samples with actions, and optionally
+            `policy`: the share of batches trained on the short `policy` canvas (a whole batch at a
+            time, as one batch has one canvas), so one model serves both canvases.
         prediction: "velocity" (the reference) or "x0".
         timestep_shift: Wan's shift (5 at 512²).
         action_loss_weight: w in 1 + w·g on generated action latents (pixel-like codecs only), where g is
@@ -107,6 +109,10 @@ class ActionImagesModule(TrainingModule):
         self.order = order
         mix = mode_mix or {"joint": 0.85, "a2v": 0.05, "v2a": 0.05, "video": 0.05}
         self.mode_mix = {Mode.parse(name): float(p) for name, p in mix.items()}
+        if set(self.mode_mix) - {*TRAINING_MODES, Mode.POLICY} or min(self.mode_mix.values()) < 0 or not any(self.mode_mix.values()):
+            raise ValueError(f"mode_mix takes non-negative weights of {[m.value for m in (*TRAINING_MODES, Mode.POLICY)]}, got {mix}")
+        if not any(p for m, p in self.mode_mix.items() if m is not Mode.POLICY) and self.canvas_kind is Mode.JOINT:
+            raise ValueError(f"mode_mix {mix} leaves the joint canvas without a mode: give joint, a2v, v2a or video a weight")
         self.prediction = Prediction.parse(prediction)
         if action_loss_on not in ("intensity", "gaussians"):
             raise ValueError(f"action_loss_on must be 'intensity' or 'gaussians', got {action_loss_on!r}")
@@ -183,9 +189,13 @@ class ActionImagesModule(TrainingModule):
 
     # --- training ---------------------------------------------------------------------------------
     def sample_modes(self, has_actions: torch.Tensor) -> list[Mode]:
-        if self.canvas_kind is Mode.POLICY:
+        """Modes of one batch: all `policy` (the short canvas) with the mix's `policy` share, or one
+        full-canvas mode per sample from the rest of the mix (`video` where a sample has no actions)."""
+        policy_share = self.mode_mix.get(Mode.POLICY, 0.0) / sum(self.mode_mix.values())
+        if self.canvas_kind is Mode.POLICY or (policy_share and torch.rand(1).item() < policy_share):
             return [Mode.POLICY] * len(has_actions)
-        modes, weights = list(self.mode_mix), torch.tensor(list(self.mode_mix.values()))
+        full = {m: p for m, p in self.mode_mix.items() if m is not Mode.POLICY}
+        modes, weights = list(full), torch.tensor(list(full.values()))
         picks = torch.multinomial(weights, len(has_actions), replacement=True)
         return [modes[i] if bool(h) else Mode.VIDEO for i, h in zip(picks.tolist(), has_actions)]
 
@@ -193,7 +203,10 @@ class ActionImagesModule(TrainingModule):
         rgb = self.encode_segments(batch["rgb"])
         actions = self.encode_segments(batch["action_images"])
         views, latent_frames = rgb.shape[1], rgb.shape[3]
-        layout = self.layout_for(views, latent_frames, self.canvas_kind)
+        short = Mode.POLICY in modes
+        if short and set(modes) != {Mode.POLICY}:
+            raise ValueError(f"one batch has one canvas: `policy` cannot be mixed with other modes, got {sorted(m.value for m in set(modes))}")
+        layout = self.layout_for(views, latent_frames, Mode.POLICY if short else Mode.JOINT)
         clean = layout.pack(rgb, actions)  # (B, C, L, h, w)
         latent_size = clean.shape[-2:]
         patch_t, tokens_per_frame = self.token_layout(layout, latent_size)
@@ -219,7 +232,7 @@ class ActionImagesModule(TrainingModule):
             else:
                 emphasis = ((clean + 1) / 2).clamp(0, 1)
             weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * emphasis, 1.0)
-        if self.canvas_kind is Mode.POLICY:
+        if short:  # the policy canvas generates only actions: samples without them teach nothing
             weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]
         error = (output - target).square() * weight
         per_sample = error.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp(min=1)

@@ -82,6 +82,24 @@ def test_mode_mix_and_per_mode_losses(dataset):
     assert set(per_mode) == {Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO} and torch.isfinite(loss)
 
 
+def test_policy_batches_in_the_mode_mix(dataset):
+    """`policy` in the mix trains whole batches on the short canvas, so one model serves both canvases."""
+    module = tiny_module(mode_mix={"joint": 0.5, "policy": 0.5})
+    data = data_module(dataset)
+    trainer(None, max_steps=1).fit(module, data)
+    torch.manual_seed(0)
+    draws = [module.sample_modes(torch.tensor([True, True, False])) for _ in range(100)]
+    assert all(set(d) == {Mode.POLICY} or Mode.POLICY not in d for d in draws)  # a batch is one canvas
+    assert 30 < sum(d[0] is Mode.POLICY for d in draws) < 70 and [Mode.JOINT, Mode.JOINT, Mode.VIDEO] in draws
+    batch = next(iter(data.train_dataloader()))
+    loss, per_mode = module.diffusion_loss(batch, [Mode.POLICY] * len(batch["instruction"]))
+    assert set(per_mode) == {Mode.POLICY} and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="one batch has one canvas"):
+        module.diffusion_loss(batch, [Mode.POLICY, Mode.JOINT, Mode.JOINT, Mode.JOINT])
+    with pytest.raises(ValueError, match="non-negative weights"):
+        tiny_module(mode_mix={"joint": 1.0, "v2a": -0.5})
+
+
 def test_generation_keeps_given_frames_and_fills_the_rest(dataset):
     module = tiny_module()
     data = data_module(dataset)
