@@ -881,32 +881,46 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
     def action_velocity(self, cache: ImageWAMCache | None, action: Tensor, timestep: Tensor | float) -> Tensor:
         """The action expert alone: noisy chunk (B, chunk, action_dim) at ``timestep`` → velocity,
         attending in each layer to the cached prefix keys/values and to its own."""
-        batch, device = action.shape[0], action.device
-        self._check_cache(cache, batch)
-        self._check_action(action, batch)
-        expert = self.action_expert
-        dtype = expert.action_encoder.weight.dtype
-        n_action = action.shape[1]
+        self._check_cache(cache, action.shape[0])
+        self._check_action(action, action.shape[0])
+        return self._expert_velocity(self._expert_context(cache, action.shape[1]), action, timestep)
+
+    def _expert_context(self, cache: ImageWAMCache, n_action: int) -> dict:
+        """What every Euler step of the expert reads unchanged: the attention mask, the chunk's rotary
+        embedding and the cached prefix keys/values, laid out (B, heads, L, D) for attention once."""
+        batch, device = cache.batch_size, cache.key_valid.device
         mask = torch.cat(
             [cache.key_valid[:, None, :].expand(-1, n_action, -1), torch.ones(batch, n_action, n_action, dtype=torch.bool, device=device)],
             dim=2,
         )
-        temb = expert.embed_time(self._timesteps(timestep, batch, device).to(dtype))
+        layers = [cache.kv.get_double(i).get() for i in range(self.num_double_layers)]
+        layers += [cache.kv.get_single(i).get() for i in range(self.num_single_layers)]
+        return {
+            "mask": mask[:, None],
+            "rotary": self._rotary(action_ids(n_action, device)),
+            "prefix": [(k.transpose(1, 2), v.transpose(1, 2)) for k, v in layers],
+        }
+
+    def _expert_velocity(self, context: dict, action: Tensor, timestep: Tensor | float) -> Tensor:
+        expert = self.action_expert
+        batch, dtype = action.shape[0], expert.action_encoder.weight.dtype
+        temb = expert.embed_time(self._timesteps(timestep, batch, action.device).to(dtype))
         mod_double, mod_single = expert.double_stream_modulation_img(temb), expert.single_stream_modulation(temb)
-        rotary = self._rotary(action_ids(n_action, device))
+        rotary, prefix, mask = context["rotary"], context["prefix"], context["mask"]
+
+        def attend(index: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            k_prefix, v_prefix = prefix[index]
+            q, k = _rope(q, rotary).transpose(1, 2), _rope(k, rotary).transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, torch.cat([k_prefix, k], 2), torch.cat([v_prefix, v.transpose(1, 2)], 2), attn_mask=mask)
+            return out.transpose(1, 2).flatten(2).to(q.dtype)
+
         act = expert.action_encoder(action.to(dtype))
         for index, block in enumerate(expert.transformer_blocks):
-            k_prefix, v_prefix = cache.kv.get_double(index).get()
             q, k, v = _image_qkv(block, act, mod_double)
-            q, k = _rope(q, rotary), _rope(k, rotary)
-            out = _attend(q, torch.cat([k_prefix, k], 1), torch.cat([v_prefix, v], 1), mask)
-            act = _image_post(block, act, out, mod_double)
-        for index, block in enumerate(expert.single_transformer_blocks):
-            k_prefix, v_prefix = cache.kv.get_single(index).get()
+            act = _image_post(block, act, attend(index, q, k, v), mod_double)
+        for index, block in enumerate(expert.single_transformer_blocks, start=len(expert.transformer_blocks)):
             q, k, v, mlp = _single_qkv(block, act, mod_single)
-            q, k = _rope(q, rotary), _rope(k, rotary)
-            out = _attend(q, torch.cat([k_prefix, k], 1), torch.cat([v_prefix, v], 1), mask)
-            act = _single_post(block, act, out, mlp, mod_single)
+            act = _single_post(block, act, attend(index, q, k, v), mlp, mod_single)
         return expert.head(act, temb)
 
     def sample_actions(
@@ -926,8 +940,10 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         shape = (cache.batch_size, self.config.action_chunk, self.config.action_dim)
         x = torch.randn(shape, generator=generator).to(device) if noise is None else noise.to(device)
         sigmas = shift_timesteps(torch.linspace(1.0, 0.0, num_steps + 1), self.config.action_shift).tolist()
+        self._check_cache(cache, shape[0])
+        context = self._expert_context(cache, shape[1])  # read once, used by every step
         for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-            x = x + (sigma_next - sigma) * self.action_velocity(cache, x, sigma).to(x.dtype)
+            x = x + (sigma_next - sigma) * self._expert_velocity(context, x, sigma).to(x.dtype)
         return x
 
     def sample_target(

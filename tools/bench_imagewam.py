@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--reuse-success", action="store_true",
+                        help="re-measure latency and FLOPs only; read the success tables an earlier run wrote under --out")
     args = parser.parse_args()
     console = Console()
     torch.manual_seed(0)
@@ -120,8 +123,12 @@ def main() -> None:
 
     tables = {}
     for key, (run, options) in runs.items():
-        tables[labels[key]] = evaluate_checkpoint(checkpoints[key], key, args.tasks, args.episodes, args.out,
-                                                  replan_every=args.replan_every, steps=args.steps, **options)
+        saved = args.out / f"{key}_success.json"
+        if args.reuse_success:
+            tables[labels[key]] = json.loads(saved.read_text())
+        else:
+            tables[labels[key]] = evaluate_checkpoint(checkpoints[key], key, args.tasks, args.episodes, args.out,
+                                                      replan_every=args.replan_every, steps=args.steps, **options)
         for task, row in tables[labels[key]].items():
             figures[f"success_{key}_{task}"] = row["success"]
     curves = {labels[key]: runs[key][0] for key in ("imagewam", "imagewam_nocache", "baseline")}
