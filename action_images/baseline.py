@@ -236,7 +236,7 @@ class BaselinePolicyModule(TrainingModule):
     def randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
         return torch.randn(shape, generator=generator, device=self.noise_device(generator)).to(self.device)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, rgb: Tensor, current: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None) -> Tensor:
         """Euler integration of the flow from noise (t = 1) to a chunk (t = 0): (B, chunk, 10)."""
         steps = steps or self.hparams.sample_steps
@@ -247,7 +247,7 @@ class BaselinePolicyModule(TrainingModule):
             x = x + (t_next - t) * self.velocity(x, t.expand(len(x)), memory, padding)
         return x
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_chunk(
         self, rgb: Tensor, pose: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None
     ) -> Tensor:

@@ -193,7 +193,7 @@ class ImageWAMModule(TrainingModule):
             self.log("val/position_error", error[has_actions].mean(), batch_size=int(has_actions.sum()))
 
     # --- inference ----------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_chunk(
         self, rgb: Tensor, pose: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None
     ) -> Tensor:
@@ -216,7 +216,7 @@ class ImageWAMModule(TrainingModule):
         actions = self.model.sample_actions(cache, steps or self.hparams.sample_steps, generator)
         return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def edited_target(
         self, rgb: Tensor, pose: Tensor, instructions: list[str], steps: int = 20, generator: torch.Generator | None = None
     ) -> Tensor:

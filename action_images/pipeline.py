@@ -92,7 +92,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         return cls(model, FlowMatchEulerDiscreteScheduler(shift=model.hparams.timestep_shift))
 
     # --- inference --------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(
         self,
         mode: str | Mode,

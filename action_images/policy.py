@@ -107,7 +107,7 @@ class ActionImagesPolicy:
         self.plan_step += 1  # the index of the returned target in the current plan
         return self._queue.pop(0)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def plan(self, observation: dict) -> np.ndarray:
         """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
         views = observation_views(observation, self.cameras, self.image_size)

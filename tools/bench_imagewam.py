@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
+import time
 import sys
 from pathlib import Path
 
@@ -34,16 +36,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import RESULTS, last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import RESULTS, last_checkpoint, machine_line, run_minutes, update_section, write_json, write_results  # noqa: E402
 
 
-def step_cost(policy, observation: dict, repeats: int) -> tuple[float, float]:
-    """(seconds, GFLOPs) of one replanning control step: views → one action chunk → per-step targets."""
-    policy.reset()
-    with FlopCounterMode(display=False) as counter:
-        policy.plan(observation)
-    seconds = median_ms(lambda: policy.plan(observation), repeats=repeats) / 1000
-    return seconds, counter.get_total_flops() / 1e9
+def step_costs(policies: dict[str, object], observation: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """{key: (seconds, GFLOPs)} of one replanning control step (views → one action chunk → per-step
+    targets) per policy. Timings are interleaved — one plan of each policy in turn, `repeats` rounds,
+    median — so every ratio compares policies under the same load on this noisy machine."""
+    flops = {}
+    for key, policy in policies.items():
+        policy.reset()
+        with FlopCounterMode(display=False) as counter:
+            policy.plan(observation)
+        flops[key] = counter.get_total_flops() / 1e9
+        policy.plan(observation)  # warm-up
+    times: dict[str, list[float]] = {key: [] for key in policies}
+    for _ in range(repeats):
+        for key, policy in policies.items():
+            start = time.perf_counter()
+            policy.plan(observation)
+            times[key].append(time.perf_counter() - start)
+    return {key: (statistics.median(times[key]), flops[key]) for key in policies}
 
 
 def position_error_curves(runs: dict[str, Path], out: Path) -> None:
@@ -82,7 +95,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and policy (default 20)")
     parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="sampling / Euler steps of every model (default 10)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats per latency (default 10)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed rounds of the interleaved latencies (default 30)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
@@ -108,12 +121,12 @@ def main() -> None:
     env = make_env("pick_place", image_size=128)
     observation, _ = env.reset(seed=123)
     env.close()
-    for key, (run, options) in runs.items():
-        policy = load_policy(checkpoints[key], cameras=None, replan_every=1, steps=args.steps, **options)
-        figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = step_cost(policy, observation, args.repeats)
-        console.print(f"{labels[key]}: {figures[f'step_latency_s_{key}']:.4f} s, {figures[f'gflops_per_chunk_{key}']:.3f} GFLOPs per chunk")
+    policies = {key: load_policy(checkpoints[key], cameras=None, replan_every=1, steps=args.steps, **options) for key, (_, options) in runs.items()}
+    for key, (seconds, gflops) in step_costs(policies, observation, args.repeats).items():
+        figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = seconds, gflops
+        console.print(f"{labels[key]}: {seconds:.4f} s, {gflops:.3f} GFLOPs per chunk")
         if key != "actionimages_policy":
-            figures[f"train_minutes_{key}"] = run_minutes(run)
+            figures[f"train_minutes_{key}"] = run_minutes(runs[key][0])
     for key in runs:
         figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
         figures[f"flops_ratio_{key}_vs_joint"] = figures[f"gflops_per_chunk_{key}"] / figures["gflops_per_chunk_actionimages"]
@@ -162,7 +175,7 @@ Cells: success [95 % Wilson interval].
 {success_markdown(tables)}
 
 Cost of one replanning control step on one live observation (views → one action chunk; latency median of
-{args.repeats}; FLOPs by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run:
+{args.repeats} interleaved rounds; FLOPs by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run:
 
 | policy | training minutes | latency per step | GFLOPs per chunk |
 |---|---|---|---|
