@@ -225,12 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "eval",
         help="closed-loop rollouts in the simulator: success table with 95 %% intervals, videos of what the model imagined",
-        description="Run a trained policy (an Action Images checkpoint or pipeline folder, or a baseline checkpoint) "
+        description="Run a trained policy (an Action Images checkpoint or pipeline folder, or a checkpoint of the baseline or ImageWAM) "
         "in the MuJoCo simulator on seeded episodes that no training run saw, replanning every k control steps "
         "(k = the whole horizon is the paper's open-loop protocol). Prints and writes the success table (per task, "
-        "Wilson 95 %% intervals) and mp4s: the real views on top, the imagined RGB and action images below.",
+        "Wilson 95 % intervals) and mp4s: the real views on top, and for Action Images the imagined RGB and action images below.",
     )
-    evaluation.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt of action-images fit (either model) or a pipeline folder")
+    evaluation.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt of action-images fit (any of the three models) or a pipeline folder")
     evaluation.add_argument("--task", nargs="+", required=True, help="task name(s): reach, push, pick_place, stack, turn")
     evaluation.add_argument("--episodes", type=int, default=50, help="episodes per task (default: 50)")
     evaluation.add_argument("--replan-every", type=int, default=None, help="control steps per generation (default: the whole horizon, open loop)")
