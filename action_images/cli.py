@@ -101,7 +101,10 @@ def _eval(args: argparse.Namespace) -> int:
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
         mode=args.mode, replan_every=args.replan_every, steps=args.steps,
     )
-    label = args.label or f"{type(policy).__name__}_{args.mode}_k{policy.replan_every}"
+    from action_images.policy import ActionImagesPolicy
+
+    canvas = f"_{args.mode}" if isinstance(policy, ActionImagesPolicy) else ""  # a chunk policy has no canvas
+    label = args.label or f"{type(policy).__name__}{canvas}_k{policy.replan_every}"
     args.cameras = policy.cameras
     config = EvalConfig(
         tasks=tuple(t for item in args.task for t in item.split(",") if t), episodes=args.episodes, seed=args.seed,
