@@ -21,7 +21,6 @@ section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import RESULTS, last_checkpoint, machine_line, run_minutes, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import RESULTS, last_checkpoint, machine_line, metric_points, plot_axes, run_minutes, save_plot, update_section, write_json, write_results  # noqa: E402
 
 
 def step_costs(policies: dict[str, object], observation: dict, repeats: int) -> dict[str, tuple[float, float]]:
@@ -61,27 +60,13 @@ def step_costs(policies: dict[str, object], observation: dict, repeats: int) -> 
 
 def position_error_curves(runs: dict[str, Path], out: Path) -> None:
     """Validation position error (mean over the chunk, EMA weights) against training step, one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure, axis = plot_axes()
     for label, run in runs.items():
         metrics = sorted(Path(run).glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
-        if not metrics:
-            continue
-        with open(metrics[-1]) as handle:
-            points = [(int(row["step"]), 100 * float(row["val/position_error"])) for row in csv.DictReader(handle) if row.get("val/position_error")]
+        points = metric_points(metrics[-1], "val/position_error", scale=100) if metrics else []
         if points:
             axis.plot(*zip(*points), "o-", label=f"{label} ({run_minutes(run):.0f} min)")
-    axis.set_xlabel("training step")
-    axis.set_ylabel("held-out chunk position error (cm)")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
+    save_plot(figure, axis, out, "training step", "held-out chunk position error (cm)")
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ Writes benchmarks/results/model.json, a training-curve PNG and the "model" secti
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import resource
 import shutil
@@ -44,7 +43,7 @@ from datamodules.datamodule import RobotDataModule  # noqa: E402
 from rendering.cameras import Cameras  # noqa: E402
 from rendering.decoder import decode_action_images  # noqa: E402
 from rendering.rotations import geodesic_angle  # noqa: E402
-from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, update_section, write_results  # noqa: E402
+from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, metric_points, plot_axes, save_plot, update_section, write_results  # noqa: E402
 
 EVAL_BATCH = 8
 
@@ -150,19 +149,8 @@ def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[
 
 
 def training_curve(metrics: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train, val = [], []
-    with open(metrics) as handle:
-        for row in csv.DictReader(handle):
-            if row.get("train/loss"):
-                train.append((int(row["step"]), float(row["train/loss"])))
-            if row.get("val/loss"):
-                val.append((int(row["step"]), float(row["val/loss"])))
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    train, val = metric_points(metrics, "train/loss"), metric_points(metrics, "val/loss")
+    figure, axis = plot_axes()
     if train:
         steps, losses = zip(*train)
         window = max(1, len(losses) // 50)
@@ -170,14 +158,8 @@ def training_curve(metrics: Path, out: Path) -> None:
         axis.plot(steps[window - 1 :], smooth, label="train loss (running mean)")
     if val:
         axis.plot(*zip(*val), "o-", label="validation loss")
-    axis.set_xlabel("step")
-    axis.set_ylabel("flow-matching loss")
     axis.set_yscale("log")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
+    save_plot(figure, axis, out, "step", "flow-matching loss")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import platform
@@ -36,6 +37,32 @@ def run_minutes(run: Path) -> float:
     checkpoint = last_checkpoint(run)
     hparams = sorted(Path(run).glob("**/hparams.yaml"), key=lambda p: p.stat().st_mtime)
     return (checkpoint.stat().st_mtime - hparams[-1].stat().st_mtime) / 60 if hparams else float("nan")
+
+
+def metric_points(metrics: Path, key: str, scale: float = 1.0) -> list[tuple[int, float]]:
+    """(step, value × scale) of every row of a Lightning CSVLogger `metrics.csv` that logged `key`."""
+    with open(metrics) as handle:
+        return [(int(row["step"]), scale * float(row[key])) for row in csv.DictReader(handle) if row.get(key)]
+
+
+def plot_axes():
+    """A figure and axis of the benchmark plots' size, drawn off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6, 3.5))
+
+
+def save_plot(figure, axis, out: Path, xlabel: str, ylabel: str) -> None:
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
 
 
 def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
