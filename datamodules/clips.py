@@ -62,8 +62,9 @@ class ClipConfig:
     pose_key: str = STATE_KEY  # the poses drawn as action images: the measured end-effector pose
     axis_length: float = 0.1
     sigma_frac: float = 0.05
-    # Episodes kept decoded (at the clip's image size, uint8) per process. Decoding a whole short
-    # episode once costs less than seeking to a few frames of it for every clip; 0 decodes per clip.
+    # Episodes kept decoded (at the clip's image size, uint8) per process when no on-disk frame cache
+    # is attached (`datamodules.frame_cache`). Decoding a whole short episode once costs less than
+    # seeking to a few frames of it for every clip; 0 decodes per clip.
     cache_episodes: int = 256
 
 
@@ -97,6 +98,7 @@ class ClipDataset(torch.utils.data.Dataset):
             self.rotation_format = source.rotation_format(config.pose_key)  # undeclared → a clear error now
         self._cache: dict[int, torch.Tensor] = {}
         self._source_size: tuple[int, int] = (0, 0)
+        self.decoded = None  # a `datamodules.frame_cache.DecodedFrames` of the source, when one is attached
         lengths = np.array([source.episode_length(e) for e in self.episodes], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(lengths)])
 
@@ -129,7 +131,10 @@ class ClipDataset(torch.utils.data.Dataset):
         episode, start = self.locate(index)
         length = self.source.episode_length(episode)
         frames = clip_frame_indices(start, length, self.config.num_frames, self.config.stride)
-        if self.config.cache_episodes > 0:
+        if self.decoded is not None:
+            rgb = self.decoded.clip(episode, frames)
+            self._source_size = self.decoded.source_size
+        elif self.config.cache_episodes > 0:
             rgb = self._decoded_episode(episode)[:, frames]
         else:
             rgb = self._decode(episode, frames)

@@ -14,6 +14,7 @@ from synthetic_data import CAMERAS, synthetic_episode, write_synthetic_dataset
 
 from datamodules.clips import ClipConfig, ClipDataset, clip_frame_indices
 from datamodules.datamodule import RobotDataModule, split_episodes
+from datamodules.frame_cache import open_frame_cache
 from datamodules.lerobot_reader import LeRobotDataset
 from datamodules.lerobot_writer import LeRobotWriter
 from datamodules.media import write_video
@@ -330,3 +331,48 @@ def test_worker_processes_never_touch_readers_opened_before_the_fork(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip().splitlines()[-1]) == 27
+
+
+def test_frame_cache_gives_the_decoded_clips_and_is_built_once(dataset, tmp_path):
+    data = LeRobotDataset(dataset[0])
+    config = ClipConfig(num_frames=3, stride=4, image_size=16)
+    decoding = ClipDataset(data, config=config)
+    cached = ClipDataset(data, [2, 0], config=config)
+    cached.decoded = open_frame_cache(ClipDataset(data, config=config), tmp_path / "cache", workers=2)
+    [array_file] = (tmp_path / "cache").glob("*.npy")
+    built = array_file.stat().st_mtime_ns
+    for index in (0, 5, len(cached) - 1):
+        episode, start = cached.locate(index)
+        expected = decoding[int(decoding.starts[episode]) + start]
+        got = cached[index]
+        assert torch.equal(got["rgb"], expected["rgb"]) and torch.equal(got["action_images"], expected["action_images"])
+        assert torch.equal(got["intrinsics"], expected["intrinsics"])
+    # A second opening memory-maps the same file; no partial file is left behind.
+    again = open_frame_cache(ClipDataset(data, config=config), tmp_path / "cache")
+    assert array_file.stat().st_mtime_ns == built and isinstance(again.array, np.memmap)
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json", ".npy"]
+    # Another clip shape is another cache.
+    open_frame_cache(ClipDataset(data, config=ClipConfig(image_size=8)), tmp_path / "cache", workers=1)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_frame_cache_refuses_a_truncated_array(dataset, tmp_path):
+    data = LeRobotDataset(dataset[0])
+    clips = ClipDataset(data, config=ClipConfig(image_size=8))
+    open_frame_cache(clips, tmp_path, workers=1)
+    [array_file] = tmp_path.glob("*.npy")
+    array = np.load(array_file)
+    np.save(array_file, array[:-1])
+    with pytest.raises(ValueError, match="truncated"):
+        open_frame_cache(clips, tmp_path, workers=1)
+
+
+def test_data_module_with_a_frame_cache_batches_from_it(dataset, tmp_path):
+    module = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, image_size=16, batch_size=4, num_workers=2,
+                             val_fraction=0.34, frame_cache=str(tmp_path))
+    module.prepare_data()
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    module.setup("fit")
+    assert module.train_set.datasets[0].decoded is module.val_set.datasets[0].decoded is not None
+    batch = next(iter(module.train_dataloader()))
+    assert batch["rgb"].shape == (4, 2, 3, 3, 16, 16)

@@ -32,12 +32,16 @@ CLIP = dict(num_frames=5, stride=3, image_size=32)
 BATCH = 16
 
 
-def loader_throughput(dataset: Path, workers: int, batches: int = 40) -> dict[str, float]:
+def loader_throughput(dataset: Path, workers: int, batches: int = 40, frame_cache: Path | None = None) -> dict[str, float]:
     """Samples per second over two passes of `batches`: the first decodes episodes, the second
-    reads the per-worker cache, as every epoch after the first does."""
-    module = RobotDataModule([str(dataset)], batch_size=BATCH, num_workers=workers, val_fraction=0.0, **CLIP)
-    loader = module.train_dataloader()
+    reads the per-worker cache, as every epoch after the first does. With `frame_cache`, the decoded
+    frames are built once first (`build_s`) and both passes read them memory-mapped."""
+    module = RobotDataModule([str(dataset)], batch_size=BATCH, num_workers=workers, val_fraction=0.0, frame_cache=frame_cache and str(frame_cache), **CLIP)
     figures = {}
+    start = time.perf_counter()
+    module.prepare_data()
+    figures["build_s"] = time.perf_counter() - start
+    loader = module.train_dataloader()
     iterator = iter(loader)
     for name in ("first_pass", "warm"):
         start = time.perf_counter()
@@ -56,7 +60,7 @@ def sim_cpu_step(dataset: Path, steps: int = 10) -> float:
     """Samples per second consumed by the `sim_cpu` training step (configs/sim_cpu.yaml: model, batch
     and clip shape) on this dataset, both cores, data already in memory."""
     config = yaml.safe_load((ROOT / "configs" / "sim_cpu.yaml").read_text())
-    data = RobotDataModule(**{**config["data"], "datasets": [str(dataset)], "num_workers": 0, "val_fraction": 0.0})
+    data = RobotDataModule(**{**config["data"], "datasets": [str(dataset)], "num_workers": 0, "val_fraction": 0.0, "frame_cache": None})
     model = ActionImagesModule(**config["model"], instructions=data.instructions())
     batch = next(iter(data.train_dataloader()))
     return config["data"]["batch_size"] / training_step_seconds(model, batch, steps)
@@ -88,6 +92,8 @@ def main() -> None:
         summary = collect(CollectConfig(tasks=("pick_place",), episodes=args.episodes, out=dataset, workers=2))
         console.print("loader: 0 and 2 workers")
         loader = {workers: loader_throughput(dataset, workers) for workers in (0, 2)}
+        console.print("loader: 2 workers reading the decoded-frame cache")
+        cached = loader_throughput(dataset, 2, frame_cache=work / "frame_cache")
         console.print("training step: sim_cpu")
         train_samples_per_s = sim_cpu_step(dataset)
     finally:
@@ -104,8 +110,11 @@ def main() -> None:
         "loader_samples_per_s_first_pass": loader[2]["first_pass"],
         "loader_samples_per_s_0_workers": loader[0]["warm"],
         "loader_samples_per_s_0_workers_first_pass": loader[0]["first_pass"],
+        "loader_samples_per_s_frame_cache": cached["warm"],
+        "frame_cache_build_s": cached["build_s"],
         "train_samples_per_s": train_samples_per_s,
         "loader_over_train": loader[2]["warm"] / train_samples_per_s,
+        "loader_frame_cache_over_train": cached["warm"] / train_samples_per_s,
     }
     path = write_results("data", figures)
 
@@ -139,6 +148,8 @@ Collection and loading (the default CPU clip: 3 views × 5 frames, stride 3, 32�
     ["loader, 2 workers, first pass (decodes each episode once)", f"{loader[2]['first_pass']:.0f} samples/s"],
     ["loader, 2 workers, later epochs (episodes cached per worker)", f"{loader[2]['warm']:.0f} samples/s"],
     ["loader, 0 workers, first pass / later", f"{loader[0]['first_pass']:.0f} / {loader[0]['warm']:.0f} samples/s"],
+    [f"decoded-frame cache (`data.frame_cache`): built once for {args.episodes} episodes", f"{cached['build_s']:.1f} s"],
+    ["loader, 2 workers, reading the decoded-frame cache", f"{cached['warm']:.0f} samples/s ({figures['loader_frame_cache_over_train']:.1f}× the training step)"],
     ["training step consumption (configs/sim_cpu.yaml: model, batch, clip)", f"{train_samples_per_s:.0f} samples/s"],
     ["loader ÷ training step", f"{figures['loader_over_train']:.1f}×"],
 ])}

@@ -39,7 +39,7 @@ def run(console: Console, title: str, command: list[str]) -> float:
 def fit_command(config: str, out: Path, data: Path, minutes: int, steps: int) -> list[str]:
     command = [
         str(Path(sys.executable).parent / "action-images"), "fit", "--config", config,
-        "--data.datasets", f"[{data}]",
+        "--data.datasets", f"[{data}]", "--data.frame_cache", str(data.parent / "frame_cache"),
         "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
         "--trainer.max_time", f"00:00:{minutes:02d}:00", "--trainer.max_steps", str(steps), "--model.init_args.max_steps", str(steps),
         "--trainer.val_check_interval", str(max(1, steps // 4)),
@@ -70,8 +70,8 @@ def main() -> None:
     minutes = {}
 
     data = out / "data"
-    if data.exists():
-        shutil.rmtree(data)
+    for stale in (data, out / "frame_cache"):  # a new collection makes the old decoded frames stale
+        shutil.rmtree(stale, ignore_errors=True)
     minutes["collect"] = run(console, "1/5 collect demonstrations", [cli, "collect", "--task", "reach", "push", "pick_place",
                                                                       "--episodes", str(args.episodes), "--out", str(data), "--workers", "2"])
     for name, config in (("model", "configs/sim_cpu.yaml"), ("baseline", "configs/baseline_sim_cpu.yaml")):
