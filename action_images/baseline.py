@@ -5,16 +5,8 @@ and run in the same closed loop, so a success table can put the two side by side
 action-image machinery is used: a small CNN reads each view's current RGB frame, and a transformer
 denoiser turns noise into a chunk of future end-effector poses by rectified flow.
 
-Conventions (SPEC §2):
-- poses are **absolute** end-effector poses in the world frame (= robot base frame), as
-  `[x, y, z, qx, qy, qz, qw, g]`: metres, quaternion **xyzw**, gripper openness g ∈ [0, 1], 1 = open;
-- images are RGB floats in [0, 1], `(B, V, 3, H, W)`, views in the order the model was trained on;
-- a clip's frame 0 is the current observation, frames 1 … K−1 (`stride` env steps apart) are the
-  chunk to predict, so `chunk = num_frames − 1`.
-
-Inside the model, each chunk step is a 10-vector (`ACTION_SIZE`): the position's displacement from the
-current position times `POSITION_SCALE` (so a chunk's motion is O(1)), the absolute rotation as rot6d
-(first two rows of R) and the gripper mapped to [−1, 1]. The objective is rectified flow:
+Poses, images and the chunk's 10-vectors follow `action_images.chunks` (absolute world-frame poses,
+quaternion xyzw, gripper 1 = open; `chunk = num_frames − 1`). The objective is rectified flow:
 `x_t = (1 − t)·x_0 + t·ε`, the network predicts the velocity `ε − x_0`, MSE, on samples with actions
 only; sampling is Euler from t = 1 (noise) to t = 0.
 """
@@ -26,34 +18,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from action_images.observation import POSE_SIZE, check_views
+from action_images.chunks import ACTION_SIZE, POSITION_SCALE, ChunkModule
 from action_images.text import VocabularyTextEncoder
-from action_images.training import TrainingModule
-from rendering.poses import Pose, pose_from_vector, pose_to_vector
-from rendering.rotations import RotationFormat, from_matrix, to_matrix
-
-POSITION_SCALE = 10.0  # metres → decimetres: a chunk's displacements are O(1)
-ACTION_SIZE = 10  # per chunk step: displacement (3), rot6d (6), gripper in [-1, 1] (1)
-
-
-# --- poses ↔ model vectors ------------------------------------------------------------------------
-def pose_features(positions: Tensor, rotations: Tensor, gripper: Tensor) -> Tensor:
-    """(..., 3), (..., 3, 3), (...,) → (..., 10): position as given, rot6d, gripper in [-1, 1]."""
-    return torch.cat([positions, from_matrix(rotations, RotationFormat.ROT6D), (2 * gripper - 1).unsqueeze(-1)], -1)
-
-
-def chunk_targets(positions: Tensor, rotations: Tensor, gripper: Tensor) -> Tensor:
-    """A clip's poses (B, K, …) → the model's chunk (B, K − 1, 10), relative to frame 0's position."""
-    displacement = (positions[:, 1:] - positions[:, :1]) * POSITION_SCALE
-    return pose_features(displacement, rotations[:, 1:], gripper[:, 1:])
-
-
-def chunk_poses(actions: Tensor, current_positions: Tensor) -> Pose:
-    """The model's chunk (B, C, 10) and the current positions (B, 3) → absolute poses (B, C, …)."""
-    positions = current_positions[:, None] + actions[..., :3] / POSITION_SCALE
-    rotations = to_matrix(actions[..., 3:9], RotationFormat.ROT6D)
-    gripper = ((actions[..., 9] + 1) / 2).clamp(0, 1)
-    return Pose(positions, rotations, gripper)
 
 
 # --- the network ----------------------------------------------------------------------------------
@@ -86,7 +52,7 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     return torch.cat([angles.sin(), angles.cos()], -1)
 
 
-class BaselinePolicyModule(TrainingModule):
+class BaselinePolicyModule(ChunkModule):
     """A multi-view flow-matching action-chunk policy (the baseline of the success table).
 
     Observation tokens (the denoiser's memory): per view, the CNN's feature-map cells of the current
@@ -145,40 +111,21 @@ class BaselinePolicyModule(TrainingModule):
         self.denoiser = nn.TransformerDecoder(layer, layers, norm=nn.LayerNorm(hidden))
         self.action_out = nn.Linear(hidden, ACTION_SIZE)
         # Registered last whether built here or in `setup`, so the parameter order is the same.
-        self.text_encoder: VocabularyTextEncoder | None = None
-        if instructions:
-            self.text_encoder = VocabularyTextEncoder.from_instructions(instructions, dim=text_dim, max_length=text_length)
+        self.text_encoder: VocabularyTextEncoder | None = self.make_text_encoder(instructions) if instructions else None
         self.normalization_stats: dict[str, dict[str, Tensor]] | None = None
 
-    # --- set-up and checkpoints -------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        """Build the instruction encoder from the data module's instructions when none were given, and
-        take the data module's normalisation statistics (they travel with the checkpoint)."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if self.text_encoder is None:
-            if datamodule is None:
-                raise ValueError("the instruction vocabulary is learned from a data module's instructions; none was given")
-            self.hparams.instructions = list(datamodule.instructions())
-            self.text_encoder = VocabularyTextEncoder.from_instructions(
-                self.hparams.instructions, dim=self.hparams.text_dim, max_length=self.hparams.text_length
-            ).to(self.device)
-        if datamodule is not None and hasattr(datamodule, "normalization_stats"):
-            self.normalization_stats = datamodule.normalization_stats()
+    def make_text_encoder(self, instructions: list[str]) -> VocabularyTextEncoder:
+        return VocabularyTextEncoder.from_instructions(instructions, dim=self.hparams.text_dim, max_length=self.hparams.text_length)
 
     # --- the network ------------------------------------------------------------------------------
-    def check_images(self, rgb: Tensor) -> None:
-        check_views(rgb, self.hparams.views, self.hparams.image_size)
-
     def encode_observation(self, rgb: Tensor, pose_vector: Tensor, instructions: list[str]) -> tuple[Tensor, Tensor]:
         """Memory tokens (B, N, hidden) and their padding mask (B, N), True = ignore.
 
         rgb (B, V, 3, H, W) in [0, 1]; pose_vector (B, 10) from `pose_features`."""
-        if self.text_encoder is None:
-            raise ValueError("the instruction encoder is not built yet: give `instructions` or train with a data module")
         batch, views = rgb.shape[:2]
         images = self.image_encoder(rgb.flatten(0, 1)).unflatten(0, (batch, views))  # (B, V, cells, hidden)
         images = (images + self.view_embedding[None, :, None]).flatten(1, 2)
-        text, text_mask = self.text_encoder(list(instructions))
+        text, text_mask = self.encode_text(instructions)
         memory = torch.cat([images, self.pose_in(pose_vector)[:, None], self.text_in(text)], 1)
         keep = torch.cat([torch.ones(batch, images.shape[1] + 1, dtype=torch.bool, device=rgb.device), text_mask.to(rgb.device)], 1)
         return self.memory_norm(memory), ~keep
@@ -192,15 +139,9 @@ class BaselinePolicyModule(TrainingModule):
     # --- training ---------------------------------------------------------------------------------
     def batch_inputs(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A data-module batch → (rgb of frame 0, current pose features, chunk targets, has_actions)."""
-        steps = batch["positions"].shape[1]
-        if steps - 1 != self.hparams.chunk:
-            raise ValueError(f"clips of {steps} frames give chunks of {steps - 1}, but the model predicts {self.hparams.chunk}: set num_frames = chunk + 1")
         rgb = batch["rgb"][:, :, 0]
         self.check_images(rgb)
-        positions, rotations, gripper = batch["positions"].float(), batch["rotations"].float(), batch["gripper"].float()
-        current = pose_features(positions[:, 0], rotations[:, 0], gripper[:, 0])
-        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=rgb.device)
-        return rgb, current, chunk_targets(positions, rotations, gripper), has_actions
+        return rgb, *self.clip_chunks(batch)
 
     def flow_matching_loss(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """Rectified flow: MSE between predicted and true velocity, mean over samples with actions."""
@@ -263,16 +204,5 @@ class BaselinePolicyModule(TrainingModule):
         Returns:
             (B, chunk, 8) absolute poses `[x y z qx qy qz qw g]`, quaternion xyzw (qw ≥ 0), g ∈ [0, 1].
         """
-        if rgb.dtype == torch.uint8:
-            rgb = rgb.float() / 255
-        self.check_images(rgb)
-        if pose.ndim != 2 or pose.shape != (len(rgb), POSE_SIZE):
-            raise ValueError(f"pose must be (B, 8) = ({len(rgb)}, 8) [x y z qx qy qz qw g], got {tuple(pose.shape)}")
-        if not torch.isfinite(pose).all():
-            raise ValueError("pose must be finite [x y z qx qy qz qw g]")
-        if isinstance(instructions, str) or len(instructions) != len(rgb):
-            raise ValueError(f"instructions must be a list of {len(rgb)} strings, got {instructions!r}")
-        rgb, pose = rgb.to(self.device, torch.float32), pose.to(self.device, torch.float32)
-        current = pose_from_vector(pose, RotationFormat.QUAT_XYZW)
-        actions = self.sample(rgb, pose_features(current.positions, current.rotations, current.gripper), instructions, generator, steps)
-        return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
+        rgb, current, features = self.live_inputs(rgb, pose, instructions)
+        return self.absolute_chunk(self.sample(rgb, features, instructions, generator, steps), current)

@@ -23,14 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from action_images.baseline import ACTION_SIZE, POSITION_SCALE, chunk_poses, chunk_targets, pose_features
+from action_images.chunks import ACTION_SIZE, POSITION_SCALE, ChunkModule
 from action_images.codecs import LatentCodec, PatchCodec
 from action_images.imagewam import Flux2VAECodec, ImageWAM, ImageWAMTransformer
-from action_images.observation import POSE_SIZE, check_views
 from action_images.text import VocabularyTextEncoder
-from action_images.training import TrainingModule
-from rendering.poses import pose_from_vector, pose_to_vector
-from rendering.rotations import RotationFormat
 
 # The CPU default: a FLUX.2-architecture backbone of ~2 M parameters (the codec sets in_channels).
 CPU_TRANSFORMER: dict[str, Any] = dict(
@@ -55,7 +51,7 @@ def make_imagewam_codec(options: dict[str, Any] | None) -> LatentCodec:
     raise ValueError(f"unknown ImageWAM codec {name!r}; known: patch, flux2_vae")
 
 
-class ImageWAMModule(TrainingModule):
+class ImageWAMModule(ChunkModule):
     """ImageWAM as a Lightning module (see the module docstring for what a batch becomes).
 
     Args:
@@ -111,60 +107,26 @@ class ImageWAMModule(TrainingModule):
             model = ImageWAMTransformer(**options)
         self.model = ImageWAM(model, latent_codec, num_views=views, view_layout=view_layout)
         # Registered last whether built here or in `setup`, so the parameter order is the same.
-        self.text_encoder: VocabularyTextEncoder | None = None
-        if instructions:
-            self.text_encoder = self._text_encoder(instructions)
+        self.text_encoder: VocabularyTextEncoder | None = self.make_text_encoder(instructions) if instructions else None
         self.normalization_stats: dict[str, dict[str, Tensor]] | None = None
 
     @property
     def transformer(self) -> ImageWAMTransformer:
         return self.model.transformer
 
-    def _text_encoder(self, instructions: list[str]) -> VocabularyTextEncoder:
+    def make_text_encoder(self, instructions: list[str]) -> VocabularyTextEncoder:
         width = self.transformer.backbone.config.joint_attention_dim
         return VocabularyTextEncoder.from_instructions(instructions, dim=width, max_length=self.hparams.text_length)
 
-    # --- set-up and checkpoints (as BaselinePolicyModule) ------------------------------------------
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if self.text_encoder is None:
-            if datamodule is None:
-                raise ValueError("the instruction vocabulary is learned from a data module's instructions; none was given")
-            self.hparams.instructions = list(datamodule.instructions())
-            self.text_encoder = self._text_encoder(self.hparams.instructions).to(self.device)
-        if datamodule is not None and hasattr(datamodule, "normalization_stats"):
-            self.normalization_stats = datamodule.normalization_stats()
-
     # --- inputs -------------------------------------------------------------------------------------
-    def check_images(self, rgb: Tensor) -> None:
-        check_views(rgb, self.hparams.views, self.hparams.image_size)
-
-    def encode_text(self, instructions: list[str]) -> tuple[Tensor, Tensor]:
-        if self.text_encoder is None:
-            raise ValueError("the instruction encoder is not built yet: give `instructions` or train with a data module")
-        text, mask = self.text_encoder(list(instructions))
-        return text.to(self.device), mask.to(self.device)
-
     def batch_inputs(self, batch: dict) -> dict[str, Tensor]:
         """A data-module batch → the ``ImageWAM.loss`` arguments (views in [-1, 1])."""
-        steps = batch["positions"].shape[1]
-        if steps - 1 != self.hparams.chunk:
-            raise ValueError(
-                f"clips of {steps} frames give chunks of {steps - 1}, but the model predicts {self.hparams.chunk}: set num_frames = chunk + 1"
-            )
         rgb = batch["rgb"]
         self.check_images(rgb[:, :, 0])
-        positions, rotations, gripper = batch["positions"].float(), batch["rotations"].float(), batch["gripper"].float()
+        proprio, actions, has_actions = self.clip_chunks(batch)
         text, text_mask = self.encode_text(batch["instruction"])
-        return dict(
-            current=rgb[:, :, 0] * 2 - 1,
-            target=rgb[:, :, -1] * 2 - 1,
-            text=text,
-            text_mask=text_mask,
-            proprio=pose_features(positions[:, 0], rotations[:, 0], gripper[:, 0]),
-            actions=chunk_targets(positions, rotations, gripper),
-            has_actions=torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=rgb.device),
-        )
+        return dict(current=rgb[:, :, 0] * 2 - 1, target=rgb[:, :, -1] * 2 - 1, text=text, text_mask=text_mask,
+                    proprio=proprio, actions=actions, has_actions=has_actions)
 
     # --- training -----------------------------------------------------------------------------------
     def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -201,29 +163,18 @@ class ImageWAMModule(TrainingModule):
         views (B, V, 3, H, W) in [0, 1] (uint8 accepted), the current pose (B, 8) and B instructions:
         one prefix pass fills the cache, then ``steps`` Euler steps of the action expert; no target
         image is drawn."""
-        if rgb.dtype == torch.uint8:
-            rgb = rgb.float() / 255
-        self.check_images(rgb)
-        if pose.ndim != 2 or pose.shape != (len(rgb), POSE_SIZE) or not torch.isfinite(pose).all():
-            raise ValueError(f"pose must be (B, 8) = ({len(rgb)}, 8) finite [x y z qx qy qz qw g], got {tuple(pose.shape)}")
-        if isinstance(instructions, str) or len(instructions) != len(rgb):
-            raise ValueError(f"instructions must be a list of {len(rgb)} strings, got {instructions!r}")
-        rgb, pose = rgb.to(self.device, torch.float32), pose.to(self.device, torch.float32)
-        current = pose_from_vector(pose, RotationFormat.QUAT_XYZW)
-        proprio = pose_features(current.positions, current.rotations, current.gripper)
+        rgb, current, proprio = self.live_inputs(rgb, pose, instructions)
         text, text_mask = self.encode_text(instructions)
         cache = self.model.fill_cache(rgb * 2 - 1, text, text_mask, proprio)
         actions = self.model.sample_actions(cache, steps or self.hparams.sample_steps, generator)
-        return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
+        return self.absolute_chunk(actions, current)
 
     @torch.inference_mode()
     def edited_target(
         self, rgb: Tensor, pose: Tensor, instructions: list[str], steps: int = 20, generator: torch.Generator | None = None
     ) -> Tensor:
         """The backbone's edited target views (B, V, 3, H, W) in [0, 1], for people to look at."""
-        self.check_images(rgb)
-        current = pose_from_vector(pose.to(self.device, torch.float32), RotationFormat.QUAT_XYZW)
-        proprio = pose_features(current.positions, current.rotations, current.gripper)
+        rgb, _, proprio = self.live_inputs(rgb, pose, instructions)
         text, text_mask = self.encode_text(instructions)
-        edited = self.model.decode_target(rgb.to(self.device) * 2 - 1, text, text_mask, proprio, steps, generator)
+        edited = self.model.decode_target(rgb * 2 - 1, text, text_mask, proprio, steps, generator)
         return (edited + 1) / 2

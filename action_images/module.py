@@ -24,7 +24,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
 from action_images.conditioning import canvas_plucker
-from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_clean, to_velocity, training_target
+from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_velocity, training_target
 from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_encoder
 from action_images.training import TrainingModule
 from action_images.transformer import ActionImagesTransformer
@@ -188,6 +188,13 @@ class ActionImagesModule(TrainingModule):
         return ((self.encode_segments(gaussians) + 1) / 2).clamp(0, 1)
 
     # --- training ---------------------------------------------------------------------------------
+    @property
+    def trained_modes(self) -> list[Mode]:
+        """The modes this model is trained on (a `policy`-canvas model knows no other)."""
+        if self.canvas_kind is Mode.POLICY:
+            return [Mode.POLICY]
+        return [m for m, p in self.mode_mix.items() if p > 0]
+
     def sample_modes(self, has_actions: torch.Tensor) -> list[Mode]:
         """Modes of one batch: all `policy` (the short canvas) with the mix's `policy` share, or one
         full-canvas mode per sample from the rest of the mix (`video` where a sample has no actions)."""

@@ -10,7 +10,8 @@ import torch
 import yaml
 from synthetic_data import write_synthetic_dataset
 
-from action_images.baseline import BaselinePolicyModule, chunk_poses, chunk_targets
+from action_images.baseline import BaselinePolicyModule
+from action_images.chunks import chunk_poses, chunk_targets
 from action_images.policy import ChunkPolicy as BaselinePolicy
 from action_images.observation import interpolate_waypoints
 from datamodules.datamodule import RobotDataModule

@@ -1,6 +1,5 @@
 """Training the model through Lightning on a tiny config: the objective, modes, sampling, checkpoints."""
 
-import shutil
 
 import lightning as L
 import pytest

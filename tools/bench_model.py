@@ -25,7 +25,6 @@ import math
 import resource
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +67,10 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1 / mse)
 
 
-def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: torch.Tensor, steps: int) -> dict[str, float]:
+def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: torch.Tensor, steps: int,
+             modes: list[Mode] = (Mode.JOINT, Mode.V2A, Mode.A2V)) -> dict[str, float]:
+    """Held-out figures of the generating `modes` (`joint` and `policy`: the future from the first
+    frames; `v2a`: labels of every frame; `a2v`: future RGB) and the no-motion / mean-trajectory baselines."""
     collected: dict[str, list[torch.Tensor]] = {}
 
     def add(key: str, value: torch.Tensor) -> None:
@@ -79,30 +81,34 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
         height, width = batch["rgb"].shape[-2:]
         cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
         final, current = batch["positions"][:, -1], batch["positions"][:, 0]
-
-        joint = model.generate(batch, Mode.JOINT, steps=steps, generator=generator)
-        decoded = decode_action_images(joint["action_images"], cameras)
-        add("joint_pos_cm", (decoded.positions[:, -1] - final).norm(dim=-1) * 100)
-        add("joint_rot_deg", torch.rad2deg(geodesic_angle(decoded.rotations[:, -1], batch["rotations"][:, -1])))
-        add("joint_gripper", decoded.gripper_open[:, -1] == (batch["gripper"][:, -1] > 0.5))
-        add("joint_confident", decoded.confidence[:, -1])
-        for frame in range(1, batch["positions"].shape[1]):  # how the error grows with the horizon
-            add(f"frame{frame}_joint_pos_cm", (decoded.positions[:, frame] - batch["positions"][:, frame]).norm(dim=-1) * 100)
-            add(f"frame{frame}_no_motion_cm", (current - batch["positions"][:, frame]).norm(dim=-1) * 100)
         add("no_motion_cm", (current - final).norm(dim=-1) * 100)
         add("mean_trajectory_cm", (current + mean_displacement - final).norm(dim=-1) * 100)
+        for frame in range(1, batch["positions"].shape[1]):
+            add(f"frame{frame}_no_motion_cm", (current - batch["positions"][:, frame]).norm(dim=-1) * 100)
 
-        v2a = model.generate(batch, Mode.V2A, steps=steps, generator=generator)
-        labelled = decode_action_images(v2a["action_images"], cameras)
-        v2a_cm = (labelled.positions - batch["positions"]).norm(dim=-1) * 100
-        add("v2a_pos_cm", v2a_cm[:, 1:])
-        for frame in range(1, v2a_cm.shape[1]):
-            add(f"frame{frame}_v2a_pos_cm", v2a_cm[:, frame])
+        for mode in (m for m in (Mode.JOINT, Mode.POLICY) if m in modes):  # control: predict the future
+            name = mode.value
+            decoded = decode_action_images(model.generate(batch, mode, steps=steps, generator=generator)["action_images"], cameras)
+            add(f"{name}_pos_cm", (decoded.positions[:, -1] - final).norm(dim=-1) * 100)
+            add(f"{name}_rot_deg", torch.rad2deg(geodesic_angle(decoded.rotations[:, -1], batch["rotations"][:, -1])))
+            add(f"{name}_gripper", decoded.gripper_open[:, -1] == (batch["gripper"][:, -1] > 0.5))
+            add(f"{name}_confident", decoded.confidence[:, -1])
+            for frame in range(1, batch["positions"].shape[1]):  # how the error grows with the horizon
+                add(f"frame{frame}_{name}_pos_cm", (decoded.positions[:, frame] - batch["positions"][:, frame]).norm(dim=-1) * 100)
 
-        a2v = model.generate(batch, Mode.A2V, steps=steps, generator=generator)
-        future, truth = a2v["rgb"][:, :, 1:], batch["rgb"][:, :, 1:]
-        add("a2v_psnr", psnr(future.flatten(0, 2), truth.flatten(0, 2)))
-        add("repeat_psnr", psnr(batch["rgb"][:, :, :1].expand_as(truth).flatten(0, 2), truth.flatten(0, 2)))
+        if Mode.V2A in modes:
+            v2a = model.generate(batch, Mode.V2A, steps=steps, generator=generator)
+            labelled = decode_action_images(v2a["action_images"], cameras)
+            v2a_cm = (labelled.positions - batch["positions"]).norm(dim=-1) * 100
+            add("v2a_pos_cm", v2a_cm[:, 1:])
+            for frame in range(1, v2a_cm.shape[1]):
+                add(f"frame{frame}_v2a_pos_cm", v2a_cm[:, frame])
+
+        if Mode.A2V in modes:
+            a2v = model.generate(batch, Mode.A2V, steps=steps, generator=generator)
+            future, truth = a2v["rgb"][:, :, 1:], batch["rgb"][:, :, 1:]
+            add("a2v_psnr", psnr(future.flatten(0, 2), truth.flatten(0, 2)))
+            add("repeat_psnr", psnr(batch["rgb"][:, :, :1].expand_as(truth).flatten(0, 2), truth.flatten(0, 2)))
 
     figures = {}
     for key, parts in collected.items():
@@ -142,8 +148,9 @@ def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[
         with counter:
             model.generate(one, mode, steps=10)
         figures[f"gflops_{mode.value}"] = counter.get_total_flops() / 1e9
-    for steps in (1, 5, 10, 20):
-        figures[f"sample_latency_s_joint_{steps}_steps"] = median_ms(lambda: model.generate(one, Mode.JOINT, steps=steps), repeats=3) / 1000
+    for mode in (Mode.JOINT, Mode.POLICY):
+        for steps in (1, 2, 3, 5, 10, 20):
+            figures[f"sample_latency_s_{mode.value}_{steps}_steps"] = median_ms(lambda: model.generate(one, mode, steps=steps), repeats=3) / 1000
     figures["peak_memory_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return figures
 
@@ -168,6 +175,10 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/sim_cpu.yaml"))
     parser.add_argument("--every", type=int, default=4, help="a held-out clip every N frames (default 4)")
     parser.add_argument("--steps", type=int, default=10, help="Euler steps (default 10)")
+    parser.add_argument("--results", default="model",
+                        help="name of the results JSON in benchmarks/results (default: model; BENCHMARKS.md's model section is written only for it)")
+    parser.add_argument("--step-sweep", type=int, nargs="*", default=[1, 2, 3, 5, 10],
+                        help="also measure the control canvases' final-position error at these Euler step counts, on a quarter of the clips")
     args = parser.parse_args()
     console = Console()
     torch.manual_seed(0)
@@ -182,41 +193,56 @@ def main() -> None:
     step = torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
     batches = held_out_batches(data, args.every)
-    console.print(f"evaluating {checkpoint} (step {step}) on {sum(len(b['instruction']) for b in batches)} held-out clips")
-    quality = evaluate(model, batches, mean_training_displacement(data), args.steps)
+    modes = model.trained_modes
+    console.print(f"evaluating {checkpoint} (step {step}, modes {[m.value for m in modes]}) on {sum(len(b['instruction']) for b in batches)} held-out clips")
+    quality = evaluate(model, batches, mean_training_displacement(data), args.steps, modes)
+    sweep = {}
+    for steps in args.step_sweep:  # the sampling cost lever: error against Euler steps
+        some = evaluate(model, batches[::4], torch.zeros(3), steps, [m for m in modes if m in (Mode.JOINT, Mode.POLICY)])
+        sweep.update({f"{m.value}_final_pos_err_cm_{steps}_steps": some[f"{m.value}_pos_cm_median"] for m in modes if m in (Mode.JOINT, Mode.POLICY)})
     train_batch = next(iter(data.train_dataloader()))
     cost = costs(model, train_batch, config["data"]["batch_size"])
     from tools.bench_data import loader_throughput
 
-    loader = loader_throughput(Path(config["data"]["datasets"][0]), workers=2)["warm"]
+    loader = loader_throughput(Path(config["data"]["datasets"][0]), workers=2, frame_cache=config["data"].get("frame_cache"))["warm"]
 
+    frames = config["data"]["num_frames"]
     figures = {
         "train_minutes": train_minutes,
         "train_steps": step,
+        "modes": [m.value for m in modes],
         **cost,
         "loader_samples_per_s": loader,
-        "joint_final_pos_err_cm": quality["joint_pos_cm_median"],
-        "joint_final_pos_err_cm_p90": quality["joint_pos_cm_p90"],
-        "joint_final_rot_err_deg": quality["joint_rot_deg_median"],
-        "joint_gripper_accuracy": quality["joint_gripper"],
-        "joint_confident": quality["joint_confident"],
         "baseline_no_motion_final_pos_err_cm": quality["no_motion_cm_median"],
         "baseline_mean_trajectory_final_pos_err_cm": quality["mean_trajectory_cm_median"],
-        "v2a_pos_err_cm": quality["v2a_pos_cm_median"],
-        "a2v_psnr_db": quality["a2v_psnr"],
-        "a2v_psnr_repeat_first_frame_db": quality["repeat_psnr"],
-        **{f"{what}_cm_per_frame": [quality[f"frame{k}_{what}_cm_median"] for k in range(1, config["data"]["num_frames"])]
-           for what in ("joint_pos", "no_motion", "v2a_pos")},
+        "no_motion_cm_per_frame": [quality[f"frame{k}_no_motion_cm_median"] for k in range(1, frames)],
         "held_out_clips": sum(len(b["instruction"]) for b in batches),
         "sample_steps": args.steps,
+        **sweep,
     }
-    write_results("model", figures)
-    curve = RESULTS / "model_training_curve.png"
-    training_curve(metrics, curve)
+    for name in ("joint", "policy"):
+        if f"{name}_pos_cm_median" in quality:
+            figures.update({
+                f"{name}_final_pos_err_cm": quality[f"{name}_pos_cm_median"],
+                f"{name}_final_pos_err_cm_p90": quality[f"{name}_pos_cm_p90"],
+                f"{name}_final_rot_err_deg": quality[f"{name}_rot_deg_median"],
+                f"{name}_gripper_accuracy": quality[f"{name}_gripper"],
+                f"{name}_confident": quality[f"{name}_confident"],
+                f"{name}_pos_cm_per_frame": [quality[f"frame{k}_{name}_pos_cm_median"] for k in range(1, frames)],
+            })
+    if "v2a_pos_cm_median" in quality:
+        figures["v2a_pos_err_cm"] = quality["v2a_pos_cm_median"]
+        figures["v2a_pos_cm_per_frame"] = [quality[f"frame{k}_v2a_pos_cm_median"] for k in range(1, frames)]
+    if "a2v_psnr" in quality:
+        figures["a2v_psnr_db"], figures["a2v_psnr_repeat_first_frame_db"] = quality["a2v_psnr"], quality["repeat_psnr"]
+    write_results(args.results, figures)
+    training_curve(metrics, RESULTS / f"{args.results}_training_curve.png")
     samples = sorted((args.run / "samples").glob("step_*"))
     if samples:
-        shutil.copytree(samples[-1], RESULTS / "model_samples", dirs_exist_ok=True)
-
+        shutil.copytree(samples[-1], RESULTS / f"{args.results}_samples", dirs_exist_ok=True)
+    if args.results != "model":
+        console.print(figures)
+        return
     rows = [
         ["joint: final position error, median (p90)", f"{figures['joint_final_pos_err_cm']:.2f} cm ({figures['joint_final_pos_err_cm_p90']:.2f})"],
         ["joint: final rotation error, median", f"{figures['joint_final_rot_err_deg']:.1f}°"],

@@ -20,14 +20,12 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from rich.console import Console

@@ -100,7 +100,7 @@ def benchmarks_section(report: Path) -> None:
     body = ["#" + line if line.startswith("## ") else line for line in report.read_text().splitlines()[1:] if not line.startswith("![")]
     update_section("demo", "\n".join([
         "## `make demo` (short budget, the whole job)", "",
-        f"Command: `make demo` (`action-images roundtrip`, then `python tools/demo.py`), then `python tools/demo.py --report-only --benchmarks`",
+        "Command: `make demo` (`action-images roundtrip`, then `python tools/demo.py`), then `python tools/demo.py --report-only --benchmarks`",
         f"copies its report (`demo_output/REPORT.md`) here; on {machine_line()}.", *body,
     ]))
 
