@@ -29,6 +29,7 @@ from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_enc
 from action_images.training import TrainingModule
 from action_images.transformer import ActionImagesTransformer
 from rendering.cameras import Cameras
+from rendering.decoder import decode_action_images
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
 
@@ -257,10 +258,20 @@ class ActionImagesModule(TrainingModule):
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator(device=self.device).manual_seed(batch_index)
-        modes = [Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT] * len(batch["instruction"])
-        modes = [m if bool(h) else Mode.VIDEO for m, h in zip(modes, batch["has_actions"])]
+        control = Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT
+        modes = [control if bool(h) else Mode.VIDEO for h in batch["has_actions"]]
         loss, _ = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
+        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
+        if has_actions.any():  # what control sees: the generated future, decoded (comparable with the chunk models' curve)
+            generated = self.generate(batch, control, generator=torch.Generator(device=self.device).manual_seed(batch_index))
+            height, width = batch["rgb"].shape[-2:]
+            decoded = decode_action_images(generated["action_images"].cpu(), Cameras(batch["intrinsics"].cpu(), batch["extrinsics"].cpu(), height, width))
+            error = (decoded.positions[:, 1:] - batch["positions"][:, 1:].cpu()).norm(dim=-1)[has_actions]  # metres, (B, T − 1)
+            decodable = torch.isfinite(error)
+            if decodable.any():
+                self.log("val/position_error", error[decodable].mean(), batch_size=int(decodable.sum()))
+            self.log("val/undecoded", 1 - decodable.float().mean(), batch_size=error.numel())
         if batch_index == 0 and self.hparams.samples_dir and self.trainer.is_global_zero:
             self.write_samples(batch)
 

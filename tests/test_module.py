@@ -129,3 +129,17 @@ def test_checkpoint_holds_statistics_and_vocabulary(dataset, tmp_path):
     assert restored.text_encoder.config == module.text_encoder.config
     for name, value in module.state_dict().items():
         assert torch.equal(restored.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("canvas", ["joint", "policy"])
+def test_validation_logs_the_decoded_position_error(dataset, tmp_path, canvas):
+    torch.manual_seed(0)
+    module, data = tiny_module(canvas=canvas), data_module(dataset)
+    fit = trainer(tmp_path, max_steps=2, val_check_interval=2)
+    fit.fit(module, data)
+    metrics = fit.callback_metrics
+    assert {"val/loss", "val/undecoded"} <= set(metrics)
+    # An untrained model's action frames may decode to nothing; when they decode, the error is in metres.
+    assert 0 <= metrics["val/undecoded"] <= 1
+    if metrics["val/undecoded"] < 1:
+        assert 0 < metrics["val/position_error"] < 10
