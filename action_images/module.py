@@ -269,8 +269,9 @@ class ActionImagesModule(TrainingModule):
             decoded = decode_action_images(generated["action_images"].cpu(), Cameras(batch["intrinsics"].cpu(), batch["extrinsics"].cpu(), height, width))
             error = (decoded.positions[:, 1:] - batch["positions"][:, 1:].cpu()).norm(dim=-1)[has_actions]  # metres, (B, T − 1)
             decodable = torch.isfinite(error)
-            if decodable.any():
+            if decodable.any():  # the mean is the chunk models' measure; the median is robust to a few wild decodes
                 self.log("val/position_error", error[decodable].mean(), batch_size=int(decodable.sum()))
+                self.log("val/position_error_median", error[decodable].median(), batch_size=int(decodable.sum()))
             self.log("val/undecoded", 1 - decodable.float().mean(), batch_size=error.numel())
         if batch_index == 0 and self.hparams.samples_dir and self.trainer.is_global_zero:
             self.write_samples(batch)
@@ -300,13 +301,15 @@ class ActionImagesModule(TrainingModule):
         scheduler.set_timesteps(steps, device=clean.device)
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
         x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=clean.device))
+        camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once
         for timestep in scheduler.timesteps:
             sigma = (timestep / TIMESTEP_SCALE).expand(len(x))
             tokens_t = layout.token_timesteps(mode, sigma * TIMESTEP_SCALE, patch_t, tokens_per_frame)
-            output = self.predict(layout, x, clean, tokens_t, text, plucker=plucker, slot_ids=slot_ids)
+            output = self.predict(layout, x, clean, tokens_t, text, camera_terms=camera_terms, slot_ids=slot_ids)
             velocity = to_velocity(output, x, sigma, self.prediction)
             if guidance != 1:
-                unconditional = to_velocity(self.predict(layout, x, clean, tokens_t, empty, plucker=plucker, slot_ids=slot_ids), x, sigma, self.prediction)
+                unconditional = self.predict(layout, x, clean, tokens_t, empty, camera_terms=camera_terms, slot_ids=slot_ids)
+                unconditional = to_velocity(unconditional, x, sigma, self.prediction)
                 velocity = unconditional + guidance * (velocity - unconditional)
             x = scheduler.step(velocity, timestep, x).prev_sample
             x = torch.where(given, clean, x)

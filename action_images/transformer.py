@@ -102,6 +102,19 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
 
         return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
+    def camera_terms(self, plucker: torch.Tensor, latent_shape: torch.Size) -> list[torch.Tensor]:
+        """What each block adds for the cameras, (B, tokens, dim) per block, from Plücker rays at latent
+        resolution (B, 6, T, H, W). It depends on the cameras only, so sampling computes it once per
+        generation and passes it to every step (`forward(camera_terms=...)`): exact reuse."""
+        if not self.config.camera_conditioning:
+            raise ValueError("this model has no camera conditioning; pass plucker=None")
+        batch = latent_shape[0]
+        if plucker.shape[0] != batch or plucker.shape[1] != PLUCKER_CHANNELS or plucker.shape[2:] != latent_shape[2:]:
+            raise ValueError(f"Plücker rays must be (B, 6, T, H, W) = {(batch, 6, *latent_shape[2:])}, got {tuple(plucker.shape)}")
+        dtype = self.camera_embedding.weight.dtype
+        camera_tokens = self.camera_embedding(plucker.to(dtype)).flatten(2).transpose(1, 2)
+        return [projection(camera_tokens) for projection in self.camera_projections]
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -109,11 +122,13 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor,
         plucker: torch.Tensor | None = None,
         slot_ids: torch.Tensor | None = None,
+        camera_terms: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Predict from latents (B, C, T, H, W), timesteps (B,) or per token (B, seq_len), text (B, L, D),
-        Plücker rays at latent resolution (B, 6, T, H, W) and canvas slot ids (T,) → (B, C_out, T, H, W).
+        Plücker rays at latent resolution (B, 6, T, H, W) — or their `camera_terms`, computed once — and
+        canvas slot ids (T,) → (B, C_out, T, H, W).
 
-        Mirrors `WanTransformer3DModel.forward`, adding the camera tokens before each block.
+        Mirrors `WanTransformer3DModel.forward`, adding the camera terms before each block.
         """
         wan = self.wan
         batch, _, frames, height, width = hidden_states.shape
@@ -130,20 +145,17 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         )
         timestep_proj = timestep_proj.unflatten(2 if per_token else 1, (6, -1))
 
-        camera_tokens = None
         if plucker is not None:
-            if not self.config.camera_conditioning:
-                raise ValueError("this model has no camera conditioning; pass plucker=None")
-            if plucker.shape[0] != batch or plucker.shape[1] != PLUCKER_CHANNELS or plucker.shape[2:] != hidden_states.shape[2:]:
-                raise ValueError(f"Plücker rays must be (B, 6, T, H, W) = {(batch, 6, *hidden_states.shape[2:])}, got {tuple(plucker.shape)}")
-            camera_tokens = self.camera_embedding(plucker.to(tokens.dtype)).flatten(2).transpose(1, 2)
+            if camera_terms is not None:
+                raise ValueError("pass plucker or camera_terms, not both")
+            camera_terms = self.camera_terms(plucker, hidden_states.shape)
         if slot_ids is not None and self.config.num_slot_ids:
             slot_tokens = self.slot_embedding(slot_ids[::p_t]).repeat_interleave((height // p_h) * (width // p_w), dim=0)
             tokens = tokens + slot_tokens
 
         for index, block in enumerate(wan.blocks):
-            if camera_tokens is not None:
-                tokens = tokens + self.camera_projections[index](camera_tokens)
+            if camera_terms is not None:
+                tokens = tokens + camera_terms[index]
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 tokens = self._gradient_checkpointing_func(block, tokens, text, timestep_proj, rotary_emb)
             else:

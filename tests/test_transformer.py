@@ -34,6 +34,19 @@ def test_camera_branch_is_a_no_op_at_initialisation():
         assert not torch.allclose(model(latents, timestep, text, plucker=plucker), reference)
 
 
+def test_camera_terms_computed_once_give_the_same_prediction():
+    model = ActionImagesTransformer(**TINY).eval()
+    for projection in model.camera_projections:  # a trained camera branch, not the zero one
+        torch.nn.init.normal_(projection.weight, std=0.1)
+    latents, text, plucker = inputs()
+    timestep = torch.tensor([300.0, 700.0])
+    with torch.no_grad():
+        terms = model.camera_terms(plucker, latents.shape)
+        assert torch.equal(model(latents, timestep, text, camera_terms=terms), model(latents, timestep, text, plucker=plucker))
+        with pytest.raises(ValueError, match="not both"):
+            model(latents, timestep, text, plucker=plucker, camera_terms=terms)
+
+
 def test_per_token_timesteps_match_wan():
     model = ActionImagesTransformer(**TINY).eval()
     latents, text, _ = inputs()
