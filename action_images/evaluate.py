@@ -40,6 +40,8 @@ class EpisodeResult:
     steps: int
     seconds: float
     instruction: str
+    final_distance: float = math.nan  # metres from done at the end (`Task.goal_distance`)
+    closest_distance: float = math.nan  # and at the closest point of the episode
 
 
 @dataclass
@@ -145,7 +147,7 @@ def _video_frame(observation: dict, cameras: tuple[str, ...], policy: Policy) ->
 def run_episode(env, policy: Policy, seed: int, record: bool, cameras: tuple[str, ...]) -> tuple[EpisodeResult, list[np.ndarray]]:
     observation, info = env.reset(seed=seed)
     policy.reset()
-    frames, success, steps, start = [], False, 0, time.perf_counter()
+    frames, success, steps, start, distances = [], False, 0, time.perf_counter(), []
     while True:
         action = policy.select_action(observation)
         if record:
@@ -153,9 +155,11 @@ def run_episode(env, policy: Policy, seed: int, record: bool, cameras: tuple[str
         observation, _, terminated, truncated, info = env.step(action)
         steps += 1
         success = bool(info["success"])
+        distances.append(info.get("goal_distance", math.nan))
         if terminated or truncated:
             break
-    result = EpisodeResult(env.task.name if hasattr(env.task, "name") else "", seed, success, steps, time.perf_counter() - start, info["instruction"])
+    result = EpisodeResult(env.task.name if hasattr(env.task, "name") else "", seed, success, steps, time.perf_counter() - start, info["instruction"],
+                           final_distance=float(distances[-1]), closest_distance=float(np.fmin.reduce(distances)))
     return result, frames
 
 
@@ -184,6 +188,8 @@ def evaluate(policy: Policy, config: EvalConfig) -> dict:
             table[task] = {
                 "success": successes / len(results), "ci95": [low, high], "episodes": len(results),
                 "mean_steps": float(np.mean([r.steps for r in results])),
+                "median_final_distance_m": float(np.median([r.final_distance for r in results])),
+                "median_closest_distance_m": float(np.median([r.closest_distance for r in results])),
                 "seconds_per_episode": float(np.mean([r.seconds for r in results])),
             }
     if config.out is not None:

@@ -115,6 +115,9 @@ def test_evaluate_records_every_episode(checkpoint):
     table = evaluate(policy, config)
     assert len(config.results) == 2 and {r.seed for r in config.results} == {100_000, 100_001}
     assert table["reach"]["ci95"][0] <= table["reach"]["success"] <= table["reach"]["ci95"][1]
+    for result in config.results:  # the graded measure: metres from the named target, closest ≤ final
+        assert 0 <= result.closest_distance <= result.final_distance < 2.0
+    assert table["reach"]["median_closest_distance_m"] <= table["reach"]["median_final_distance_m"]
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -22,7 +22,7 @@ def env():
     environment.close()
 
 
-def _run_expert(env, seed, on_obs=None):
+def _run_expert(env, seed, on_obs=None, distances=None):
     expert = make_expert(env)
     obs, _ = env.reset(seed=seed)
     expert.reset()
@@ -30,6 +30,8 @@ def _run_expert(env, seed, on_obs=None):
         if on_obs is not None:
             on_obs(obs)
         obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+        if distances is not None:
+            distances.append(info["goal_distance"])
         if terminated or truncated:
             return info["success"], reward, env.steps
 
@@ -172,9 +174,12 @@ def test_ee_marker_makes_every_view_hit(env):
 def test_expert_succeeds(task):
     env = make_env(task, render=False)
     for seed in (0, 1):
-        success, reward, steps = _run_expert(env, seed)
+        distances = []
+        success, reward, steps = _run_expert(env, seed, distances=distances)
         assert success and reward == 1.0, f"{task} seed {seed} failed after {steps} steps"
         assert steps < env.max_steps
+        if task != "turn":  # the graded distance to done falls to within the success test's reach
+            assert distances[-1] < 0.06 and distances[-1] < 0.5 * distances[0], (task, distances[0], distances[-1])
 
 
 def test_instructions_vary_with_the_seed():

@@ -156,7 +156,7 @@ class ManipulationEnv(gym.Env):
         self.steps += 1
         success = self.task.success(self.data)
         truncated = self.steps >= self.max_steps and not success
-        info = {"success": success, "instruction": self.instruction}
+        info = {"success": success, "instruction": self.instruction, "goal_distance": self.task.goal_distance(self.data)}
         return self._observe(), float(success), success, truncated, info
 
     # --- observations -----------------------------------------------------------------------------

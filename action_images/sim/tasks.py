@@ -92,6 +92,11 @@ class Task:
     def success(self, data: mujoco.MjData) -> bool:
         raise NotImplementedError
 
+    def goal_distance(self, data: mujoco.MjData) -> float:
+        """How far the task is from done, in metres (what its success test thresholds): a graded
+        measure beside the binary success; NaN for a task without one."""
+        return math.nan
+
     # --- helpers shared by the tasks --------------------------------------------------------------
     def _instruction(self, rng: np.random.Generator, **names: str) -> str:
         return self.templates[rng.integers(len(self.templates))].format(**names)
@@ -169,9 +174,13 @@ class Reach(Task):
     def target_position(self, data: mujoco.MjData) -> np.ndarray:
         return self.body_position(data, f"target{self.target_index}")
 
-    def success(self, data: mujoco.MjData) -> bool:
+    def goal_distance(self, data: mujoco.MjData) -> float:
+        """The end-effector's distance to the named sphere's centre (success below `tolerance`)."""
         position, _ = ee_frame(self.model, data)
-        return bool(np.linalg.norm(position - self.target_position(data)) < self.tolerance)
+        return float(np.linalg.norm(position - self.target_position(data)))
+
+    def success(self, data: mujoco.MjData) -> bool:
+        return self.goal_distance(data) < self.tolerance
 
 
 # --- push ---------------------------------------------------------------------------------------
@@ -209,10 +218,13 @@ class Push(Task):
         self._set_colour("goal", goal_colour)
         return self._instruction(rng, cube=cube_colour, goal=goal_colour)
 
-    def success(self, data: mujoco.MjData) -> bool:
+    def goal_distance(self, data: mujoco.MjData) -> float:
+        """The cube centre's distance to the goal square's centre on the table plane."""
         cube, goal = self.body_position(data, "cube"), self.body_position(data, "goal")
-        on_goal = np.linalg.norm(cube[:2] - goal[:2]) < self.tolerance
-        return bool(on_goal and self.resting_on_table(data, "cube", self.cube_half))
+        return float(np.linalg.norm(cube[:2] - goal[:2]))
+
+    def success(self, data: mujoco.MjData) -> bool:
+        return bool(self.goal_distance(data) < self.tolerance and self.resting_on_table(data, "cube", self.cube_half))
 
 
 # --- pick and place -----------------------------------------------------------------------------
@@ -242,6 +254,12 @@ class PickPlace(Task):
             self._set_colour(geom, colour)
         self.target_cube = f"cube{rng.integers(2)}"
         return self._instruction(rng, cube=colours[int(self.target_cube[-1])], pad=colours[2])
+
+    def goal_distance(self, data: mujoco.MjData) -> float:
+        """The named cube's distance to the pad's centre on the table plane (inside the pad from
+        about `pad_half`)."""
+        cube, pad = self.body_position(data, self.target_cube), self.body_position(data, "pad")
+        return float(np.linalg.norm(cube[:2] - pad[:2]))
 
     def success(self, data: mujoco.MjData) -> bool:
         cube, pad = self.body_position(data, self.target_cube), self.body_position(data, "pad")
@@ -273,6 +291,11 @@ class Stack(Task):
         top = int(rng.integers(2))
         self.top_cube, self.bottom_cube = f"cube{top}", f"cube{1 - top}"
         return self._instruction(rng, top=colours[top], bottom=colours[1 - top])
+
+    def goal_distance(self, data: mujoco.MjData) -> float:
+        """The top cube's distance to its resting place on the bottom cube."""
+        top, bottom = self.body_position(data, self.top_cube), self.body_position(data, self.bottom_cube)
+        return float(np.linalg.norm(top - bottom - np.array([0.0, 0.0, 2 * CUBE_HALF])))
 
     def success(self, data: mujoco.MjData) -> bool:
         top, bottom = self.body_position(data, self.top_cube), self.body_position(data, self.bottom_cube)
