@@ -22,40 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import sys
 from pathlib import Path
 
 import torch
 from rich.console import Console
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import RESULTS, last_checkpoint, machine_line, metric_points, plot_axes, run_minutes, save_plot, update_section, write_json, write_results  # noqa: E402
-
-
-def step_costs(policies: dict[str, object], observation: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """{key: (seconds, GFLOPs)} of one replanning control step (views → one action chunk → per-step
-    targets) per policy. Timings are interleaved — one plan of each policy in turn, `repeats` rounds,
-    median — so every ratio compares policies under the same load on this noisy machine."""
-    flops = {}
-    for key, policy in policies.items():
-        policy.reset()
-        with FlopCounterMode(display=False) as counter:
-            policy.plan(observation)
-        flops[key] = counter.get_total_flops() / 1e9
-        policy.plan(observation)  # warm-up
-    times: dict[str, list[float]] = {key: [] for key in policies}
-    for _ in range(repeats):
-        for key, policy in policies.items():
-            start = time.perf_counter()
-            policy.plan(observation)
-            times[key].append(time.perf_counter() - start)
-    return {key: (statistics.median(times[key]), flops[key]) for key in policies}
+from tools.benchlib import RESULTS, last_checkpoint, step_costs, machine_line, metric_points, plot_axes, run_minutes, save_plot, update_section, write_json, write_results  # noqa: E402
 
 
 def position_error_curves(runs: dict[str, Path], out: Path) -> None:

@@ -42,7 +42,7 @@ from datamodules.datamodule import RobotDataModule  # noqa: E402
 from rendering.cameras import Cameras  # noqa: E402
 from rendering.decoder import decode_action_images  # noqa: E402
 from rendering.rotations import geodesic_angle  # noqa: E402
-from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, metric_points, plot_axes, save_plot, update_section, write_results  # noqa: E402
+from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, metric_points, plot_axes, save_plot, step_costs, update_section, write_results  # noqa: E402
 
 EVAL_BATCH = 8
 
@@ -155,6 +155,32 @@ def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[
     return figures
 
 
+def control_step_costs(model: ActionImagesModule, data_config: dict, repeats: int = 15) -> dict[str, float]:
+    """Seconds and GFLOPs of one replanning control step (a live simulator observation → targets:
+    resize, render the current pose, generate, decode) for `joint` at 10 Euler steps and the `policy`
+    canvas at 1–10, timed interleaved (`tools.benchlib.step_costs`)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from action_images.pipeline import ActionImagesPipeline
+    from action_images.policy import ActionImagesPolicy
+    from action_images.sim import make_env
+
+    pipeline = ActionImagesPipeline(model, FlowMatchEulerDiscreteScheduler(shift=model.hparams.timestep_shift))
+    env = make_env("reach", image_size=128)
+    observation, _ = env.reset(seed=100_000)
+    clip = dict(num_frames=data_config["num_frames"], stride=data_config["stride"], image_size=data_config["image_size"])
+    settings = [("joint", 10), *(("policy", steps) for steps in (10, 5, 3, 2, 1))]
+    policies = {f"{mode}_{steps}": ActionImagesPolicy(pipeline, env.camera_names, mode=mode, steps=steps, **clip) for mode, steps in settings}
+    costs = step_costs(policies, observation, repeats)
+    env.close()
+    figures = {}
+    for key, (seconds, gflops) in costs.items():
+        figures[f"control_step_s_{key}_steps"] = seconds
+        figures[f"control_step_gflops_{key}_steps"] = gflops
+        figures[f"control_step_ratio_{key}_steps_vs_joint_10"] = seconds / costs["joint_10"][0]
+    return figures
+
+
 def training_curve(metrics: Path, out: Path) -> None:
     train, val = metric_points(metrics, "train/loss"), metric_points(metrics, "val/loss")
     figure, axis = plot_axes()
@@ -202,6 +228,7 @@ def main() -> None:
         sweep.update({f"{m.value}_final_pos_err_cm_{steps}_steps": some[f"{m.value}_pos_cm_median"] for m in modes if m in (Mode.JOINT, Mode.POLICY)})
     train_batch = next(iter(data.train_dataloader()))
     cost = costs(model, train_batch, config["data"]["batch_size"])
+    cost.update(control_step_costs(model, config["data"]))
     from tools.bench_data import loader_throughput
 
     loader = loader_throughput(Path(config["data"]["datasets"][0]), workers=2, frame_cache=config["data"].get("frame_cache"))["warm"]

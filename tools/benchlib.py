@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -119,3 +120,23 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def step_costs(policies: dict[str, object], observation: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """{key: (seconds, GFLOPs)} of one replanning control step (views → one action chunk → per-step
+    targets) per policy. Timings are interleaved — one plan of each policy in turn, `repeats` rounds,
+    median — so every ratio compares policies under the same load on this noisy machine."""
+    flops = {}
+    for key, policy in policies.items():
+        policy.reset()
+        with FlopCounterMode(display=False) as counter:
+            policy.plan(observation)
+        flops[key] = counter.get_total_flops() / 1e9
+        policy.plan(observation)  # warm-up
+    times: dict[str, list[float]] = {key: [] for key in policies}
+    for _ in range(repeats):
+        for key, policy in policies.items():
+            start = time.perf_counter()
+            policy.plan(observation)
+            times[key].append(time.perf_counter() - start)
+    return {key: (statistics.median(times[key]), flops[key]) for key in policies}

@@ -24,7 +24,42 @@ RUNS = [
      "… --model.predict_change '[rgb]' --model.action_loss_on gaussians --model.action_loss_weight 100 --trainer.max_steps 5000 --model.max_steps 5000"),
     ("model_64.json", "64² images through a patch-8 codec: the same 240 tokens, each drawing 16×16 pixels, same 39 minutes",
      "… --data.image_size 64 --model.codec '{name: patch, patch: 8}' --trainer.max_time 00:00:39:00"),
+    ("model_policy_3000.json", "**3000 demonstrations** (`data/sim_3000`, collected with `--seed 1`: no scene of the held-out clips), "
+     "the `policy` canvas alone, 40 minutes",
+     "… --data.datasets '[data/sim_3000]' --model.init_args.canvas policy --model.init_args.max_steps 8000 --trainer.max_steps 8000 "
+     "--trainer.max_time 00:00:40:00"),
+    ("model_mix_3000.json", "**3000 demonstrations**, one model for both canvases: joint 55 %, policy 30 % (whole batches), v2a 10 %, a2v 5 %, "
+     "40 minutes",
+     "… --data.datasets '[data/sim_3000]' --model.init_args.mode_mix '{joint: 0.55, policy: 0.3, v2a: 0.1, a2v: 0.05}' "
+     "--model.init_args.max_steps 7000 --trainer.max_steps 7000 --trainer.max_time 00:00:40:00"),
 ]
+
+# Closed-loop success of some of these runs: `action-images eval --checkpoint <run>/…/last.ckpt --task reach push pick_place
+# --episodes 20 --mode <canvas> --replan-every 3`, its `<label>_success.json` copied to benchmarks/results/closed_loop/.
+CLOSED_LOOP = [
+    ("policy_3000.json", "3000 demos, `policy` canvas alone", "policy"),
+    ("mix_3000_policy.json", "3000 demos, mixed model, `policy` canvas", "policy"),
+    ("mix_3000_joint.json", "3000 demos, mixed model, `joint` canvas", "joint"),
+]
+
+
+def closed_loop_table() -> str:
+    """Success [95 % interval] and the median closest distance to done (cm) per task, one row per run."""
+    tables = {label: json.loads((RESULTS / "closed_loop" / name).read_text()) for name, label, _ in CLOSED_LOOP
+              if (RESULTS / "closed_loop" / name).exists()}
+    if not tables:
+        return "(no closed-loop evaluation recorded yet)"
+    tasks = sorted({task for table in tables.values() for task in table})
+    rows = []
+    for label, table in tables.items():
+        cells = []
+        for task in tasks:
+            row = table.get(task)
+            closest = row.get("median_closest_distance_m") if row else None
+            cells.append("—" if row is None else f"{row['success']:.0%} [{row['ci95'][0]:.0%}, {row['ci95'][1]:.0%}]"
+                         + (f", closest {100 * closest:.1f} cm" if closest is not None else "") + f" (n={row['episodes']})")
+        rows.append([label, *cells])
+    return markdown_table(["run", *tasks], rows)
 
 
 def per_frame(values: list[float]) -> str:
