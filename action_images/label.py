@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from datamodules.clips import EpisodeSource, resize_frames
+from datamodules.clips import ClipConfig, EpisodeSource, episode_poses, resize_frames
 from datamodules.lerobot_writer import Episode, LeRobotWriter
-from datamodules.schema import STATE_KEY
+from datamodules.schema import ACTION_KEY, STATE_KEY
 from rendering.cameras import Cameras
 from rendering.decoder import DecodedActions
 from rendering.poses import Pose, pose_from_vector, pose_to_vector
@@ -355,7 +355,7 @@ def label_dataset(
                 model_episode = select_views(loaded, [source.cameras.index(c) for c in chosen])
                 # Hidden ground truth: only recorded[0] reaches the labeller (unless hide_ground_truth=False);
                 # the rest is compared with the labels once they are written.
-                recorded = recorded_poses(source, e, pose_key, truth_format) if has_truth else None
+                recorded = recorded_poses(source, e, pose_key, truth_format, gripper_key=ACTION_KEY) if has_truth else None
                 start_pose = recorded[0] if recorded is not None else np.asarray(first_pose, np.float32)
                 state, confidence = label_episode(
                     pipeline, model_episode, start_pose, source.instruction(e), num_frames, stride, steps, generator,
@@ -403,7 +403,9 @@ def confidence_feature() -> dict:
     }
 
 
-def recorded_poses(source: EpisodeSource, episode: int, key: str, rotation_format: RotationFormat) -> np.ndarray:
-    """Recorded poses (T, 8) in quat_xyzw."""
-    pose = pose_from_vector(torch.from_numpy(np.asarray(source.poses(episode, key), np.float32)), rotation_format)
+def recorded_poses(source: EpisodeSource, episode: int, key: str, rotation_format: RotationFormat, gripper_key: str | None = None) -> np.ndarray:
+    """Recorded poses (T, 8) in quat_xyzw; with `gripper_key`, the gripper as the models learn it
+    (the last command, `datamodules.clips.commanded_gripper`)."""
+    vectors = episode_poses(source, episode, ClipConfig(pose_key=key, gripper_key=gripper_key))
+    pose = pose_from_vector(torch.from_numpy(vectors), rotation_format)
     return pose_to_vector(pose, POSE_FORMAT).numpy().astype(np.float32)

@@ -60,6 +60,14 @@ def observation_views(observation: dict, cameras: list[str], image_size: int | N
     return Views(rgb.float() / 255, view_cameras, pose, str(observation.get("instruction", "")))
 
 
+def with_gripper_command(pose: Tensor, last_command: float | None) -> Tensor:
+    """The current pose (8,) with the gripper state the models learned (`datamodules.clips.commanded_gripper`):
+    the policy's last gripper command, or at an episode's start the measured openness thresholded at 0.5."""
+    pose = pose.clone()
+    pose[7] = float(pose[7] > 0.5) if last_command is None else float(last_command)
+    return pose
+
+
 def interpolate_waypoints(current: Tensor, waypoints: Tensor, stride: int) -> Tensor:
     """One absolute target per env step between chunk waypoints that are `stride` steps apart.
 

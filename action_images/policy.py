@@ -25,7 +25,7 @@ import roma
 import torch
 
 from action_images.canvas import Mode
-from action_images.observation import interpolate_waypoints, observation_views
+from action_images.observation import interpolate_waypoints, observation_views, with_gripper_command
 from action_images.pipeline import ActionImagesPipeline
 from rendering.cameras import Cameras
 from rendering.poses import pose_from_vector
@@ -99,18 +99,22 @@ class ActionImagesPolicy:
         self.generations = 0
         self.imagined: dict[str, torch.Tensor] | None = None  # the last generation, for people to look at
         self.plan_step = -1
+        self.gripper_command: float | None = None  # the last command sent: the current frame's gripper state
 
     def select_action(self, observation: dict) -> np.ndarray:
         if not self._queue:
             self._queue = list(self.plan(observation)[: self.replan_every])
             self.plan_step = -1
         self.plan_step += 1  # the index of the returned target in the current plan
-        return self._queue.pop(0)
+        action = self._queue.pop(0)
+        self.gripper_command = float(action[7])
+        return action
 
     @torch.inference_mode()
     def plan(self, observation: dict) -> np.ndarray:
         """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
         views = observation_views(observation, self.cameras, self.image_size)
+        views.pose = with_gripper_command(views.pose, self.gripper_command)
         count, frames = len(self.cameras), self.num_frames
         images = views.rgb[None, :, None].expand(1, count, frames, *views.rgb.shape[1:])
         cameras = Cameras(views.cameras.intrinsics[None, :, None], views.cameras.extrinsics[None, :, None], *views.rgb.shape[-2:])
@@ -193,10 +197,12 @@ class ChunkPolicy:
         self.generator = torch.Generator(device=self.module.device).manual_seed(self.seed)
         self.targets: np.ndarray | None = None  # (horizon, 8) targets of the current plan
         self.steps_into_plan = 0
+        self.gripper_command: float | None = None  # the last command sent: the current pose's gripper state
 
     def plan(self, observation: dict) -> np.ndarray:
         """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
         views = observation_views(observation, self.cameras, self.module.hparams.image_size)
+        views.pose = with_gripper_command(views.pose, self.gripper_command)
         chunk = self.module.predict_chunk(views.rgb[None], views.pose[None], [views.instruction], generator=self.generator, steps=self.sample_steps)
         return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
 
@@ -206,4 +212,5 @@ class ChunkPolicy:
             self.targets, self.steps_into_plan = self.plan(observation), 0
         action = self.targets[self.steps_into_plan].copy()
         self.steps_into_plan += 1
+        self.gripper_command = float(action[7])
         return action

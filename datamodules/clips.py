@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from datamodules.schema import STATE_KEY
+from datamodules.schema import ACTION_KEY, STATE_KEY
 from rendering.cameras import Cameras
 from rendering.poses import pose_from_vector
 from rendering.renderer import render_action_images
@@ -60,6 +60,9 @@ class ClipConfig:
     cameras: tuple[str, ...] | None = None
     image_size: int | None = None  # resize square; None keeps the dataset's size
     pose_key: str = STATE_KEY  # the poses drawn as action images: the measured end-effector pose
+    # The gripper state drawn (B's background) and learned: the last *command* of this feature
+    # (`commanded_gripper`), or None for the pose feature's own, measured openness.
+    gripper_key: str | None = ACTION_KEY
     axis_length: float = 0.1
     sigma_frac: float = 0.05
     # Episodes kept decoded (at the clip's image size, uint8) per process when no on-disk frame cache
@@ -76,6 +79,28 @@ def resize_frames(frames: torch.Tensor, size: int | None) -> torch.Tensor:
     flat = frames.reshape(-1, *frames.shape[-3:]).float()
     resized = torch.nn.functional.interpolate(flat, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return resized.round_().clamp_(0, 255).to(torch.uint8).reshape(*frames.shape[:-2], size, size)
+
+
+def commanded_gripper(measured: np.ndarray, commands: np.ndarray) -> np.ndarray:
+    """Per-frame gripper state as the command in force: frame 0 the measured openness thresholded at
+    0.5 (at an episode's start the fingers rest fully open or closed), frame t ≥ 1 the command issued
+    at frame t − 1. Why not the measured openness: fingers closed on a 4 cm cube read ≈ 0.53 open, so a
+    policy that learned it and thresholds at 0.5 would command "open" while holding the cube — every
+    pick fails (measured: replaying the expert's measured poses succeeds at pick_place 0/10, with the
+    commanded gripper 10/10). A policy knows its last command, so it can draw the current frame alike."""
+    state = np.empty(len(measured), dtype=np.float32)
+    state[0] = float(measured[0] > 0.5)
+    state[1:] = np.asarray(commands[:-1], dtype=np.float32)
+    return state
+
+
+def episode_poses(source: EpisodeSource, episode: int, config: ClipConfig) -> np.ndarray:
+    """An episode's pose vectors (T, D) of `config.pose_key`, the gripper (last column) replaced by
+    `commanded_gripper` when the dataset has `config.gripper_key`."""
+    poses = np.array(source.poses(episode, config.pose_key), dtype=np.float32)
+    if config.gripper_key is not None and source.has_poses(config.gripper_key):
+        poses[:, -1] = commanded_gripper(poses[:, -1], source.poses(episode, config.gripper_key)[:, -1])
+    return poses
 
 
 def clip_frame_indices(start: int, length: int, num_frames: int, stride: int) -> np.ndarray:
@@ -153,7 +178,7 @@ class ClipDataset(torch.utils.data.Dataset):
             intrinsics, extrinsics = self.source.cameras_of(episode, self.cameras)
             cameras = Cameras(torch.from_numpy(intrinsics[:, frames]), torch.from_numpy(extrinsics[:, frames]), source_height, source_width)
             cameras = cameras.resize(height, width)
-            vectors = torch.from_numpy(np.asarray(self.source.poses(episode, self.config.pose_key)[frames], dtype=np.float32))
+            vectors = torch.from_numpy(episode_poses(self.source, episode, self.config)[frames])
             pose = pose_from_vector(vectors, self.rotation_format)
             sample["action_images"] = render_action_images(
                 pose.positions, pose.rotations, pose.gripper, cameras, axis_length=self.config.axis_length, sigma_frac=self.config.sigma_frac

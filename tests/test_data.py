@@ -12,7 +12,7 @@ import pytest
 import torch
 from synthetic_data import CAMERAS, synthetic_episode, write_synthetic_dataset
 
-from datamodules.clips import ClipConfig, ClipDataset, clip_frame_indices
+from datamodules.clips import ClipConfig, ClipDataset, clip_frame_indices, commanded_gripper
 from datamodules.datamodule import RobotDataModule, split_episodes
 from datamodules.frame_cache import open_frame_cache
 from datamodules.lerobot_reader import LeRobotDataset
@@ -259,6 +259,16 @@ def test_clips_render_the_stored_poses(dataset):
     seen, drawn = red.flatten(2).argmax(-1), sample["action_images"][:, :, 0].flatten(2).argmax(-1)
     distance = torch.stack([(seen // 32 - drawn // 32), (seen % 32 - drawn % 32)], -1).float().norm(dim=-1)
     assert distance.max() <= 3.0
+
+
+def test_clips_draw_the_gripper_command_in_force(dataset):
+    data = LeRobotDataset(dataset[0])
+    measured, commands = data.poses(1)[:, 7], data.poses(1, "action")[:, 7]
+    assert commanded_gripper(np.array([0.7, 0.52, 0.53]), np.array([0.0, 0.0, 1.0])).tolist() == [1.0, 0.0, 0.0]
+    sample = ClipDataset(data, config=ClipConfig(num_frames=3, stride=4))[LENGTHS[0] + 2]  # episode 1, frames 2, 6, 8
+    assert sample["gripper"].tolist() == pytest.approx(commands[[1, 5, 7]].tolist())
+    measured_clip = ClipDataset(data, config=ClipConfig(num_frames=3, stride=4, gripper_key=None))[LENGTHS[0] + 2]
+    assert measured_clip["gripper"].tolist() == pytest.approx(measured[[2, 6, 8]].tolist())
 
 
 def test_clips_resize(dataset):

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from action_images.observation import interpolate_waypoints, with_gripper_command
 from action_images.sim import TASKS, make_env, make_expert
 from action_images.sim.calibration import Sighting, classify, project_ee
 from action_images.sim.geometry import matrix_to_quat_xyzw, quat_xyzw_to_matrix, rotation_angle, top_down_rotation
 from action_images.sim.scene import FINGER_BODIES
+from datamodules.clips import commanded_gripper
 from rendering.cameras import Cameras
 
 SIZE = 64
@@ -213,3 +215,48 @@ def test_malformed_action_is_a_clear_error(action, message):
     env.reset(seed=0)
     with pytest.raises(ValueError, match=message):
         env.step(action)
+
+
+def _replay(env, seed, track, stride=3, chunk=4, replan=3):
+    """Command recorded poses the way the policies do: waypoints `stride` steps apart, interpolated,
+    replanned every `replan` steps from the measured pose with the last gripper command."""
+    obs, _ = env.reset(seed=seed)
+    step, queue, last_command = 0, [], None
+    while True:
+        if not queue:
+            index = np.minimum(step + stride * np.arange(1, chunk + 1), len(track) - 1)
+            current = with_gripper_command(torch.from_numpy(obs["ee_pose"]), last_command)
+            queue = list(interpolate_waypoints(current, torch.from_numpy(track[index]), stride).numpy()[:replan])
+        action = queue.pop(0)
+        last_command = float(action[7])
+        obs, _, terminated, truncated, info = env.step(action)
+        step += 1
+        if terminated or truncated:
+            return info["success"]
+
+
+def test_the_learned_gripper_state_is_the_command_in_force():
+    """Fingers closed on a cube read about half open, so the measured openness cannot be the gripper
+    state a policy learns and thresholds: replaying the expert's measured poses drops the cube, replaying
+    them with `commanded_gripper` (what the clips draw) completes the task."""
+    env = make_env("pick_place", render=False)
+    seed = 100_000
+    obs, _ = env.reset(seed=seed)
+    expert = make_expert(env)
+    expert.reset()
+    states, commands = [obs["ee_pose"]], []
+    while True:
+        command = expert.act(obs)
+        obs, _, terminated, truncated, _ = env.step(command)
+        states.append(obs["ee_pose"])
+        commands.append(command)
+        if terminated or truncated:
+            break
+    states, commands = np.array(states, np.float32), np.array(commands, np.float32)
+    held = states[:, 7][(states[:, 7] > 0.3) & (states[:, 7] < 0.7)]
+    assert len(held) > 5  # the fingers rest on the cube, neither open nor closed
+    commanded = states.copy()
+    commanded[:, 7] = commanded_gripper(states[:, 7], np.concatenate([commands[:, 7], commands[-1:, 7]]))
+    assert set(np.unique(commanded[:, 7])) <= {0.0, 1.0}
+    assert _replay(env, seed, commanded)
+    assert not _replay(env, seed, states)
