@@ -41,15 +41,12 @@ def dataset_fingerprint(root: Path, cameras: list[str], image_size: int | None) 
 
 @dataclass
 class DecodedFrames:
-    """The frames of every episode of one dataset: `episode(e)` is uint8 (V, T, 3, H, W), a view of
-    the memory-mapped array (no copy until it is indexed)."""
+    """The frames of every episode of one dataset, memory-mapped; `clip(e, frames)` copies out the
+    uint8 (V, K, 3, H, W) of one clip."""
 
     array: np.ndarray  # (total frames, V, 3, H, W)
     starts: np.ndarray  # first row of each episode; len = episodes + 1
     source_size: tuple[int, int]  # (H, W) of the videos before resizing, for the cameras' intrinsics
-
-    def episode(self, episode: int) -> np.ndarray:
-        return self.array[self.starts[episode] : self.starts[episode + 1]].swapaxes(0, 1)
 
     def clip(self, episode: int, frame_indices: np.ndarray) -> torch.Tensor:
         rows = self.starts[episode] + np.asarray(frame_indices)
