@@ -115,6 +115,55 @@ def evaluate_checkpoint(path: str | Path, label: str, tasks: list[str], episodes
     return evaluate(policy, config)
 
 
+@dataclass
+class InstructionFollowing:
+    """Does a policy act on what it is told? Measured on `reach` scenes, where three spheres differ only by
+    colour, so the instruction alone says which one to go to."""
+
+    scenes: int
+    named_nearest: float  # share of plans ending nearest the named sphere (chance: 1/3)
+    plan_end_to_named_cm: float  # median distance from a plan's last waypoint to the named sphere
+    start_to_named_cm: float  # the same from where the gripper starts
+    instruction_effect_cm: float  # median distance between plan ends when only the colour named changes
+    noise_effect_cm: float  # … and when only the sampling noise changes (same instruction)
+
+
+def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_size: int = 128, env=None) -> InstructionFollowing:
+    """Plan once per sphere of each seeded `reach` scene, naming that sphere's colour in the scene's own
+    wording, and once more with other noise; see `InstructionFollowing`. `policy` needs `plan(observation)`
+    (every control-step target of one generation) and a `seed` that `reset()` restarts its noise from.
+    `env`: a `reach` environment to use (default: one with the policy's cameras); it is closed after."""
+    env = env or make_env("reach", image_size=image_size, cameras=tuple(policy.cameras))
+    nearest, to_named, from_start, text_effect, noise_effect = [], [], [], [], []
+    base_seed = policy.seed
+    try:
+        for index in range(scenes):
+            observation, _ = env.reset(seed=seed + index)
+            task = env.task
+            spheres = np.stack([task.body_position(env.data, f"target{i}") for i in range(task.num_targets)])
+            named = task.colours[task.target_index]
+            ends = []
+            for sphere, colour in enumerate(task.colours):
+                policy.seed = base_seed
+                policy.reset()
+                end = policy.plan({**observation, "instruction": observation["instruction"].replace(named, colour)})[-1, :3]
+                distances = np.linalg.norm(spheres - end, axis=1)
+                nearest.append(float(distances.argmin() == sphere))
+                to_named.append(distances[sphere])
+                from_start.append(np.linalg.norm(spheres[sphere] - observation["ee_pose"][:3]))
+                ends.append(end)
+            text_effect.extend(np.linalg.norm(ends[i] - ends[j]) for i in range(len(ends)) for j in range(i + 1, len(ends)))
+            policy.seed = base_seed + 1
+            policy.reset()
+            noise_effect.append(np.linalg.norm(policy.plan(observation)[-1, :3] - ends[task.target_index]))
+    finally:
+        policy.seed = base_seed
+        policy.reset()
+        env.close()
+    return InstructionFollowing(scenes, float(np.mean(nearest)), 100 * float(np.median(to_named)), 100 * float(np.median(from_start)),
+                                100 * float(np.median(text_effect)), 100 * float(np.median(noise_effect)))
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a success rate."""
     if trials == 0:

@@ -9,7 +9,11 @@ The Wan transformer is used as it is, so a user with Wan weights on disk loads t
   hidden states entering that block's self-attention (ReCamMaster-style). At initialisation the
   model computes exactly what the Wan model computes;
 - optionally `slot_embedding` (zero-initialised), a learned embedding per canvas slot kind and view
-  (the reference adds none and relies on 3D RoPE over the packed time axis).
+  (the reference adds none and relies on 3D RoPE over the packed time axis);
+- optionally `text_pooling` (zero-initialised, no bias): the mean of the prompt's token embeddings,
+  added to the timestep embedding, so the instruction also modulates every block (adaLN), as the pooled
+  text vector does in SD3 and FLUX. Wan reads text through cross-attention only, which small models
+  trained briefly learned to ignore (SPEC §10 has no such lever; see BENCHMARKS, "instruction effect").
 
 Rays are expressed relative to the first frame of view 1, and action segments reuse their view's
 cameras (the caller builds the ray maps; see `action_images.conditioning`).
@@ -53,6 +57,7 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         rope_max_seq_len: int = 1024,
         camera_conditioning: bool = True,
         num_slot_ids: int = 0,
+        pooled_text: bool = False,
     ) -> None:
         super().__init__()
         self.wan = WanTransformer3DModel(
@@ -66,6 +71,8 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
             self.camera_projections = nn.ModuleList(nn.Linear(inner_dim, inner_dim) for _ in range(num_layers))
         if num_slot_ids:
             self.slot_embedding = nn.Embedding(num_slot_ids, inner_dim)
+        if pooled_text:
+            self.text_pooling = nn.Linear(text_dim, inner_dim, bias=False)  # the empty prompt adds nothing
         self.gradient_checkpointing = False
         self.zero_new_layers()
 
@@ -77,11 +84,14 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
                 nn.init.zeros_(projection.bias)
         if self.config.num_slot_ids:
             nn.init.zeros_(self.slot_embedding.weight)
+        if self.config.pooled_text:
+            nn.init.zeros_(self.text_pooling.weight)
 
     @property
     def new_layer_prefixes(self) -> tuple[str, ...]:
         prefixes = ("camera_embedding", "camera_projections") if self.config.camera_conditioning else ()
-        return prefixes + (("slot_embedding",) if self.config.num_slot_ids else ())
+        prefixes += ("slot_embedding",) if self.config.num_slot_ids else ()
+        return prefixes + (("text_pooling",) if self.config.pooled_text else ())
 
     @classmethod
     def from_wan(cls, path: str, subfolder: str | None = "transformer", torch_dtype: torch.dtype = torch.float32, **new_layers) -> "ActionImagesTransformer":
@@ -115,6 +125,14 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         camera_tokens = self.camera_embedding(plucker.to(dtype)).flatten(2).transpose(1, 2)
         return [projection(camera_tokens) for projection in self.camera_projections]
 
+    def pooled_text_term(self, text: torch.Tensor, per_token: bool) -> torch.Tensor:
+        """The pooled prompt's share of the timestep embedding: (B, dim), or (B, 1, dim) for per-token
+        timesteps. Padding is exactly zero (`action_images.text`), so the mean runs over real tokens."""
+        real = text.abs().sum(-1, keepdim=True) > 0  # (B, L, 1)
+        pooled = (text * real).sum(1) / real.sum(1).clamp(min=1)
+        term = self.text_pooling(pooled.to(self.text_pooling.weight.dtype))
+        return term[:, None] if per_token else term
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -143,6 +161,9 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
             timestep.flatten() if per_token else timestep, encoder_hidden_states, None,
             timestep_seq_len=timestep.shape[1] if per_token else None,
         )
+        if self.config.pooled_text:
+            temb = temb + self.pooled_text_term(encoder_hidden_states, per_token)
+            timestep_proj = wan.condition_embedder.time_proj(wan.condition_embedder.act_fn(temb))
         timestep_proj = timestep_proj.unflatten(2 if per_token else 1, (6, -1))
 
         if plucker is not None:

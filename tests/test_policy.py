@@ -11,7 +11,7 @@ from synthetic_data import write_synthetic_dataset
 from test_module import data_module, tiny_module
 
 from action_images.cli import main
-from action_images.evaluate import EvalConfig, evaluate, load_policy, run_episode, success_markdown, training_clip, wilson_interval
+from action_images.evaluate import EvalConfig, evaluate, instruction_following, load_policy, run_episode, success_markdown, training_clip, wilson_interval
 from action_images.policy import ActionImagesPolicy, fill_unconfident, waypoints_to_targets
 from action_images.sim import make_env
 from action_images.sim.experts import make_expert
@@ -76,6 +76,33 @@ def test_harness_counts_the_experts_successes():
     result, frames = run_episode(env, ExpertPolicy(env), seed=100_000, record=True, cameras=tuple(CAMERAS))
     assert result.success and result.steps < env.max_steps and len(frames) == result.steps
     assert frames[0].shape[0] == 96 and frames[0].dtype == np.uint8  # real views only: the expert imagines nothing
+
+
+class SphereOracle:
+    """Plans straight to the sphere whose colour its instruction names (`follows=True`) or to the
+    first sphere whatever it is told, with a small seeded jitter standing in for sampling noise."""
+
+    def __init__(self, env, follows: bool):
+        self.env, self.follows, self.cameras, self.seed = env, follows, CAMERAS, 0
+
+    def reset(self):
+        self.rng = np.random.default_rng(self.seed)
+
+    def plan(self, observation):
+        task = self.env.task
+        named = next(i for i, colour in enumerate(task.colours) if colour in observation["instruction"].split())
+        end = task.body_position(self.env.data, f"target{named if self.follows else 0}") + self.rng.normal(0, 0.005, 3)
+        return np.linspace(observation["ee_pose"][:3], end, 12)
+
+
+def test_instruction_following_tells_a_policy_that_reads_its_instruction_from_one_that_ignores_it():
+    env = make_env("reach", render=False)
+    reads = instruction_following(SphereOracle(env, follows=True), scenes=4, env=env)
+    assert reads.named_nearest == 1.0 and reads.plan_end_to_named_cm < 2 and reads.instruction_effect_cm > 5 * reads.noise_effect_cm
+    env = make_env("reach", render=False)
+    ignores = instruction_following(SphereOracle(env, follows=False), scenes=4, env=env)
+    assert ignores.named_nearest < 0.6 and ignores.instruction_effect_cm == 0.0 and ignores.noise_effect_cm > 0
+    assert reads.start_to_named_cm == ignores.start_to_named_cm  # the same scenes
 
 
 def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):

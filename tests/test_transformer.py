@@ -75,6 +75,24 @@ def test_slot_embedding_starts_at_zero():
         assert torch.equal(model(latents, torch.tensor([5.0, 5.0]), text, slot_ids=torch.tensor([0, 1, 2])), reference)
 
 
+def test_pooled_text_starts_as_wan_and_then_makes_the_prompt_modulate_every_block():
+    model = ActionImagesTransformer(**TINY, pooled_text=True).eval()
+    latents, text, _ = inputs()
+    text[:, 3:] = 0.0  # padding, as every text encoder writes it
+    per_token = torch.tensor([[0.0] * 4 + [300.0] * 8, [0.0] * 4 + [700.0] * 8])
+    with torch.no_grad():
+        reference = model.wan(latents, per_token, text, return_dict=False)[0]
+        assert torch.equal(model(latents, per_token, text), reference)  # zero-initialised: Wan exactly
+        torch.nn.init.normal_(model.text_pooling.weight, std=0.5)
+        trained = model(latents, per_token, text)
+        assert not torch.allclose(trained, reference)
+        # the mean runs over real tokens only: more padding changes nothing, the empty prompt adds nothing
+        padded = torch.cat([text, torch.zeros(2, 4, 12)], 1)
+        assert torch.allclose(model.pooled_text_term(padded, True), model.pooled_text_term(text, True), atol=1e-6)
+        assert torch.equal(model.pooled_text_term(torch.zeros(2, 5, 12), False), torch.zeros(2, 8 * 2))
+    assert "text_pooling" in model.new_layer_prefixes
+
+
 def test_loading_a_wan_folder_keeps_its_weights_and_says_what_is_new(tmp_path, caplog):
     wan = WanTransformer3DModel(**TINY).eval()
     wan.save_pretrained(tmp_path / "transformer")

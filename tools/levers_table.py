@@ -32,6 +32,21 @@ RUNS = [
      "40 minutes",
      "… --data.datasets '[data/sim_3000]' --model.init_args.mode_mix '{joint: 0.55, policy: 0.3, v2a: 0.1, a2v: 0.05}' "
      "--model.init_args.max_steps 7000 --trainer.max_steps 7000 --trainer.max_time 00:00:40:00"),
+    ("model_policy_3000_pooled.json", "**3000 demonstrations**, the `policy` canvas alone as above, plus the pooled-text adaLN path "
+     "(`transformer.pooled_text`), 40 minutes",
+     "… as the `policy` row, plus --model.init_args.transformer '{…, pooled_text: true}'"),
+    ("model_policy_3000_pooled_64.json", "**3000 demonstrations**, as the pooled-text row at 64² through the patch-8 codec (the same tokens; a "
+     "sphere ~3.5 px across instead of ~1.7), 40 minutes",
+     "… as the pooled-text row, plus --data.image_size 64 --model.init_args.codec '{name: patch, patch: 8}'"),
+]
+
+# Instruction following (`python tools/bench_grounding.py --checkpoint <run>/…/last.ckpt --mode policy --steps 2 --results <name>`):
+# benchmarks/results/grounding/<name>.json.
+GROUNDING = [
+    ("policy_3000.json", "3000 demos, `policy` canvas alone"),
+    ("mix_3000.json", "3000 demos, mixed model (`policy` canvas)"),
+    ("policy_3000_pooled.json", "3000 demos, `policy` canvas alone, pooled text"),
+    ("policy_3000_pooled_64.json", "3000 demos, `policy` canvas alone, pooled text, 64²"),
 ]
 
 # Closed-loop success of some of these runs: `action-images eval --checkpoint <run>/…/last.ckpt --task reach push pick_place
@@ -45,7 +60,27 @@ CLOSED_LOOP = [
     ("mix_3000_policy_2.json", "3000 demos, mixed model, `policy` canvas, 2 steps", "policy"),
     ("mix_3000_policy_2_replan6.json", "3000 demos, mixed model, `policy` canvas, 2 steps, replanning every 6", "policy"),
     ("mix_3000_policy_2_replan12.json", "3000 demos, mixed model, `policy` canvas, 2 steps, open loop (the paper's protocol: every 12)", "policy"),
+    ("policy_3000_pooled_2.json", "3000 demos, `policy` canvas alone, pooled text, 2 steps", "policy"),
+    ("policy_3000_pooled_64_2.json", "3000 demos, `policy` canvas alone, pooled text, 64², 2 steps", "policy"),
 ]
+
+
+SESSION_5 = ""  # the session-5 findings, written once its runs are measured
+
+
+def grounding_table() -> str:
+    """One row per run: does its plan follow the instruction (`action_images.evaluate.InstructionFollowing`)?"""
+    rows = []
+    for name, label in GROUNDING:
+        path = RESULTS / "grounding" / name
+        if path.exists():
+            g = json.loads(path.read_text())
+            rows.append([label, f"{g['named_nearest']:.0%}", f"{g['plan_end_to_named_cm']:.1f} (from {g['start_to_named_cm']:.1f})",
+                         f"{g['instruction_effect_cm']:.2f}", f"{g['noise_effect_cm']:.2f}"])
+    if not rows:
+        return "(no instruction-following check recorded yet)"
+    return markdown_table(["run", "plan ends nearest the named sphere (chance 33 %)", "plan end → named sphere (cm)",
+                           "plan end moved by naming another colour (cm)", "… by other sampling noise (cm)"], rows)
 
 
 def closed_loop_table() -> str:
@@ -126,6 +161,14 @@ is lower than the measured-opening runs' 100 %, which thresholded an easier sign
 Closed loop, 20 episodes per task (seeds from 100000), success [95 % interval] and the median closest distance to done:
 
 {closed_loop_table()}
+
+**Why closed loop fails: the models ignore the instruction (session 5).** In `reach` three spheres differ only by
+colour, so only the instruction says which to touch. `python tools/bench_grounding.py` plans on 10 unseen reach
+scenes once per sphere, naming each sphere's colour in the scene's own wording, and once more with other noise:
+
+{grounding_table()}
+
+{SESSION_5}
 
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion

@@ -168,6 +168,7 @@ class Reach(Task):
         for i in range(self.num_targets):
             data.mocap_pos[self.model.body(f"target{i}").mocapid[0]] = [*xy[i], heights[i]]
             self._set_colour(f"target{i}", colours[i])
+        self.colours = colours  # of target0, target1, …: what an instruction may name
         self.target_index = int(rng.integers(self.num_targets))
         return self._instruction(rng, colour=colours[self.target_index])
 
