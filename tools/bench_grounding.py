@@ -28,15 +28,21 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (ours, the baseline or ImageWAM) or a pipeline folder")
     parser.add_argument("--mode", default="policy", choices=["joint", "policy"], help="canvas of an Action Images model (default policy)")
     parser.add_argument("--steps", type=int, default=2, help="Euler steps (default 2)")
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale of an Action Images model (default 1: none)")
     parser.add_argument("--scenes", type=int, default=10, help="reach scenes, seeded from 100000 (default 10)")
     parser.add_argument("--results", required=True, help="name of the JSON file under benchmarks/results/grounding/")
     args = parser.parse_args()
     policy = load_policy(args.checkpoint, cameras=None, mode=args.mode, steps=args.steps)
+    if args.guidance != 1.0:
+        if not hasattr(policy, "guidance_scale"):
+            raise SystemExit(f"{args.checkpoint} is an action-chunk model: it has no classifier-free guidance")
+        policy.guidance_scale = args.guidance
     figures = instruction_following(policy, scenes=args.scenes)
     print(f"{args.results}: plan ends nearest the named sphere {figures.named_nearest:.0%} (chance 33%); "
           f"end → named {figures.plan_end_to_named_cm:.1f} cm (start {figures.start_to_named_cm:.1f}); "
           f"moving the plan's end: naming another colour {figures.instruction_effect_cm:.2f} cm, other noise {figures.noise_effect_cm:.2f} cm")
-    write_json(RESULTS / "grounding" / f"{args.results}.json", {"checkpoint": str(args.checkpoint), "mode": args.mode, "steps": args.steps, **asdict(figures)})
+    write_json(RESULTS / "grounding" / f"{args.results}.json",
+               {"checkpoint": str(args.checkpoint), "mode": args.mode, "steps": args.steps, "guidance": args.guidance, **asdict(figures)})
 
 
 if __name__ == "__main__":

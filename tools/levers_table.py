@@ -34,7 +34,7 @@ RUNS = [
      "--model.init_args.max_steps 7000 --trainer.max_steps 7000 --trainer.max_time 00:00:40:00"),
     ("model_policy_3000_pooled.json", "**3000 demonstrations**, the `policy` canvas alone as above, plus the pooled-text adaLN path "
      "(`transformer.pooled_text`), 40 minutes",
-     "… as the `policy` row, plus --model.init_args.transformer '{…, pooled_text: true}'"),
+     "… as the policy-canvas row, plus --model.init_args.transformer '{…, pooled_text: true}'"),
     ("model_policy_3000_pooled_64.json", "**3000 demonstrations**, as the pooled-text row at 64² through the patch-8 codec (the same tokens; a "
      "sphere ~3.5 px across instead of ~1.7), 40 minutes",
      "… as the pooled-text row, plus --data.image_size 64 --model.init_args.codec '{name: patch, patch: 8}'"),
@@ -47,6 +47,7 @@ GROUNDING = [
     ("mix_3000.json", "3000 demos, mixed model (`policy` canvas)"),
     ("policy_3000_pooled.json", "3000 demos, `policy` canvas alone, pooled text"),
     ("policy_3000_pooled_64.json", "3000 demos, `policy` canvas alone, pooled text, 64²"),
+    ("reach_pooled.json", "diagnostic: `reach` only (its 1000 scenes of `data/sim_3000`), `policy` canvas, pooled text, 20 minutes"),
 ]
 
 # Closed-loop success of some of these runs: `action-images eval --checkpoint <run>/…/last.ckpt --task reach push pick_place
@@ -65,7 +66,32 @@ CLOSED_LOOP = [
 ]
 
 
-SESSION_5 = ""  # the session-5 findings, written once its runs are measured
+SESSION_5 = """Every model ends its plans nearest the named sphere a third of the time, which is chance, and changing
+the named colour moves the plan's end by 0.1–1 cm, while changing only the sampling noise moves it by 5–10 cm, about
+the spacing of the spheres: the models see the spheres and go to one of them, picked by the noise. So
+reach fails two times in three before precision matters, and pick_place (two cubes) likewise; push (one cube,
+one square) needs no instruction and fails on precision alone. The held-out clip figures cannot show this: on
+average, going to the wrong sphere costs no more than standing still.
+
+Levers tried for it (the first two: 40 minutes each on the 3000 demonstrations):
+- *The pooled-text adaLN path* (`transformer.pooled_text`; the prompt's mean embedding added to the timestep
+  embedding, zero-initialised): the best held-out figures so far — 4.4 cm final error (3.2 cm at 1 Euler step),
+  15°, against 6.4 cm and 18° without it (a single run each, so partly run-to-run noise) — but still no grounding
+  (instruction effect 1.0 cm against noise 7.4 cm) and the same closed loop. Classifier-free guidance on that
+  model (scale 3 or 6) amplifies the weak text dependence without pointing it at the named sphere: 30 % and 33 %.
+- *64² images through the patch-8 codec* (each sphere ~3.5 px across instead of ~1.7, the same tokens): no grounding
+  either, and worse held-out error (7.5 cm), as for the 300-demonstration 64² row above.
+- A supervised probe (a small CNN with the colour word as FiLM, regressing the named sphere from the first frames of
+  the 1000 reach episodes; not kept) did not beat predicting the mean target at 32² in 1,600 steps (4 minutes): binding
+  a colour word to a blob under 2 pixels across is slow to learn here, whatever the model.
+- *A diagnostic, not an acceptance run*: the `reach` scenes alone (1000 episodes, so every sample needs the
+  instruction), the `policy` canvas with pooled text, 20 minutes (3,795 steps): still no grounding (0.17 cm against
+  14.3 cm of noise). Balancing the data toward the instruction does not make it learnable in this budget.
+
+What this leaves for the next session: grounding must be learned before closed-loop success can rise. The levers
+not yet tried are cameras framed on the workspace (a sphere is 1.7 px across at 32² today), more steps on
+fewer tokens (a `policy` canvas with one view's RGB at higher resolution), and a text-conditioned readout of the
+first frame (cross-attention from the text to the RGB tokens, as a detection head) trained before the generator."""
 
 
 def grounding_table() -> str:
