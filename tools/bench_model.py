@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.canvas import Mode  # noqa: E402
+from action_images.evaluate import CLIP_KEYS, checkpoint_clip  # noqa: E402
 from action_images.module import ActionImagesModule  # noqa: E402
 from datamodules.datamodule import RobotDataModule  # noqa: E402
 from rendering.cameras import Cameras  # noqa: E402
@@ -209,14 +210,18 @@ def main() -> None:
     console = Console()
     torch.manual_seed(0)
 
-    config = yaml.safe_load(args.config.read_text())
-    data = RobotDataModule(**{**config["data"], "num_workers": 0})
-    data.setup()
     checkpoint = latest(args.run, "**/last.ckpt")
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    step = stored["global_step"]
+    # Held-out episodes come from the config; the clip shape from the checkpoint, so a run trained at
+    # another image size or stride (e.g. `--data.image_size 64`) is judged on the clips it was made for.
+    trained_clip = checkpoint_clip(stored)
+    data_config = {**yaml.safe_load(args.config.read_text())["data"], **{k: trained_clip[k] for k in CLIP_KEYS if k in trained_clip}}
+    data = RobotDataModule(**{**data_config, "num_workers": 0})
+    data.setup()
     model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
     metrics = latest(args.run, "**/metrics.csv")
     train_minutes = (checkpoint.stat().st_mtime - (metrics.parent / "hparams.yaml").stat().st_mtime) / 60
-    step = torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
     batches = held_out_batches(data, args.every)
     modes = model.trained_modes
@@ -227,13 +232,13 @@ def main() -> None:
         some = evaluate(model, batches[::4], torch.zeros(3), steps, [m for m in modes if m in (Mode.JOINT, Mode.POLICY)])
         sweep.update({f"{m.value}_final_pos_err_cm_{steps}_steps": some[f"{m.value}_pos_cm_median"] for m in modes if m in (Mode.JOINT, Mode.POLICY)})
     train_batch = next(iter(data.train_dataloader()))
-    cost = costs(model, train_batch, config["data"]["batch_size"])
-    cost.update(control_step_costs(model, config["data"]))
+    cost = costs(model, train_batch, data_config["batch_size"])
+    cost.update(control_step_costs(model, data_config))
     from tools.bench_data import loader_throughput
 
-    loader = loader_throughput(Path(config["data"]["datasets"][0]), workers=2, frame_cache=config["data"].get("frame_cache"))["warm"]
+    loader = loader_throughput(Path(data_config["datasets"][0]), workers=2, frame_cache=data_config.get("frame_cache"))["warm"]
 
-    frames = config["data"]["num_frames"]
+    frames = data_config["num_frames"]
     figures = {
         "train_minutes": train_minutes,
         "train_steps": step,

@@ -34,10 +34,13 @@ RUNS = [
      "--model.init_args.max_steps 7000 --trainer.max_steps 7000 --trainer.max_time 00:00:40:00"),
     ("model_policy_3000_pooled.json", "**3000 demonstrations**, the `policy` canvas alone as above, plus the pooled-text adaLN path "
      "(`transformer.pooled_text`), 40 minutes",
-     "… as the policy-canvas row, plus --model.init_args.transformer '{…, pooled_text: true}'"),
+     "… --data.datasets '[data/sim_3000]' --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' --model.init_args.canvas policy "
+     "--model.init_args.max_steps 8000 --trainer.max_steps 8000 --trainer.max_time 00:00:40:00"),
     ("model_policy_3000_pooled_64.json", "**3000 demonstrations**, as the pooled-text row at 64² through the patch-8 codec (the same tokens; a "
      "sphere ~3.5 px across instead of ~1.7), 40 minutes",
-     "… as the pooled-text row, plus --data.image_size 64 --model.init_args.codec '{name: patch, patch: 8}'"),
+     "… --data.datasets '[data/sim_3000]' --data.image_size 64 --model.init_args.codec '{name: patch, patch: 8}' "
+     "--model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' --model.init_args.canvas policy "
+     "--model.init_args.max_steps 8000 --trainer.max_steps 8000 --trainer.max_time 00:00:40:00"),
 ]
 
 # Instruction following (`python tools/bench_grounding.py --checkpoint <run>/…/last.ckpt --mode policy --steps 2 --results <name>`):
@@ -85,7 +88,8 @@ Levers tried for it (the first two: 40 minutes each on the 3000 demonstrations):
   the 1000 reach episodes; not kept) did not beat predicting the mean target at 32² in 1,600 steps (4 minutes): binding
   a colour word to a blob under 2 pixels across is slow to learn here, whatever the model.
 - *A diagnostic, not an acceptance run*: the `reach` scenes alone (1000 episodes, so every sample needs the
-  instruction), the `policy` canvas with pooled text, 20 minutes (3,795 steps): still no grounding (0.17 cm against
+  instruction; `action-images collect --task reach --episodes 1000 --seed 1 --out data/reach_1000 --workers 2`), the
+  `policy` canvas with pooled text as above on `--data.datasets '[data/reach_1000]'`, 20 minutes (3,795 steps): still no grounding (0.17 cm against
   14.3 cm of noise). Balancing the data toward the instruction does not make it learnable in this budget.
 
 What this leaves for the next session: grounding must be learned before closed-loop success can rise. The levers
