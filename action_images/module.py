@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
+import torch.nn.functional as F
+from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 
 from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
@@ -55,6 +56,11 @@ class ActionImagesModule(TrainingModule):
             view's given first frame of that kind: at initialisation the model repeats the first frame,
             and learns only what moves (x0 prediction only).
         text_dropout: share of prompts dropped to "" for classifier-free guidance.
+        goal_readout_weight: weight of an auxiliary loss that makes the instruction matter early: the last
+            block's hidden states of each view's given first frame are read out (`transformer.goal_readout`)
+            as per-pixel logits of where the end effector is at the clip's last frame, scored by
+            cross-entropy. Only where the pose projects into the view; 0 (the default) adds no layer.
+            Sampling never uses it.
         lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
             over max_steps (constant when max_steps is None).
         sample_steps, guidance_scale: Euler sampling in validation.
@@ -77,6 +83,7 @@ class ActionImagesModule(TrainingModule):
         action_loss_on: str = "intensity",
         predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
+        goal_readout_weight: float = 0.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
@@ -99,6 +106,9 @@ class ActionImagesModule(TrainingModule):
         text_dim = encoder.dim if encoder is not None else text_options.get("dim", 64)
         options = dict(transformer or {})
         pretrained = options.pop("pretrained", None)
+        if goal_readout_weight:  # per-pixel logits for each token's patch of the image
+            patch = options.get("patch_size") or WanTransformer3DModel.load_config(pretrained, subfolder="transformer")["patch_size"]
+            options["readout_channels"] = patch[1] * patch[2] * self.codec.spatial_factor**2
         if pretrained:
             self.transformer = ActionImagesTransformer.from_wan(pretrained, **options)
         else:
@@ -175,11 +185,37 @@ class ActionImagesModule(TrainingModule):
         base = canvas.index_select(2, layout.first_frame_positions().to(canvas.device))
         return base * keep[None, None, :, None, None]
 
-    def predict(self, layout: CanvasLayout, x: torch.Tensor, clean_first: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        """The transformer's output in the module's prediction target (x0 or velocity)."""
-        output = self.transformer(x, *args, **kwargs)
+    def predict(self, layout: CanvasLayout, x: torch.Tensor, clean_first: torch.Tensor, *args, return_hidden: bool = False, **kwargs):
+        """The transformer's output in the module's prediction target (x0 or velocity); with
+        `return_hidden`, also the last block's hidden states."""
+        output = self.transformer(x, *args, return_hidden=return_hidden, **kwargs)
+        output, hidden = output if return_hidden else (output, None)
         base = self.change_base(layout, clean_first)
-        return output if base is None else output + base
+        output = output if base is None else output + base
+        return (output, hidden) if return_hidden else output
+
+    def goal_readout_loss(self, batch: dict, layout: CanvasLayout, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cross-entropy of the per-pixel readout of each view's given first-frame tokens against the
+        pixel of the end effector at the clip's last frame, and the share read out within 1.5 px."""
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        factor = self.codec.spatial_factor
+        height, width = batch["rgb"].shape[-2:]
+        first_rgb = [slot.position // p_t for slot in layout.slots if slot.kind is SegmentKind.RGB and slot.frame == 0]
+        logits = self.transformer.goal_readout(hidden[:, first_rgb])  # (B, V, h, w, p_h·f · p_w·f)
+        logits = logits.unflatten(-1, (p_h * factor, p_w * factor)).permute(0, 1, 2, 4, 3, 5).flatten(2, 3).flatten(3, 4)
+        views = logits.shape[1]
+        cameras = Cameras(batch["intrinsics"][:, :, 0], batch["extrinsics"][:, :, 0], height, width)
+        goal = batch["positions"][:, -1].to(logits)[:, None, None].expand(-1, views, 1, 3)
+        pixels, depth = cameras.to(logits).project(goal)
+        column, row = pixels[..., 0, 0].round().long(), pixels[..., 0, 1].round().long()  # pixel centres are integers (SPEC §2)
+        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=logits.device)
+        valid = (depth[..., 0] > 0) & (column >= 0) & (column < width) & (row >= 0) & (row < height) & has_actions[:, None]
+        if not valid.any():
+            return {"goal_readout": logits.sum() * 0, "goal_hit": torch.tensor(float("nan"))}
+        scores, target = logits.flatten(2)[valid], (row * width + column)[valid]
+        best = scores.argmax(-1)
+        hit = ((best // width - target // width).float().hypot((best % width - target % width).float()) <= 1.5).float().mean()
+        return {"goal_readout": F.cross_entropy(scores, target), "goal_hit": hit.detach()}
 
     def gaussian_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
         """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G
@@ -207,7 +243,9 @@ class ActionImagesModule(TrainingModule):
         picks = torch.multinomial(weights, len(has_actions), replacement=True)
         return [modes[i] if bool(h) else Mode.VIDEO for i, h in zip(picks.tolist(), has_actions)]
 
-    def diffusion_loss(self, batch: dict, modes: list[Mode], generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[Mode, torch.Tensor]]:
+    def diffusion_loss(self, batch: dict, modes: list[Mode], generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[Mode, torch.Tensor], dict[str, torch.Tensor]]:
+        """The training loss, the flow-matching loss per mode, and the goal readout's terms (empty
+        without one; its weighted cross-entropy is part of the loss)."""
         rgb = self.encode_segments(batch["rgb"])
         actions = self.encode_segments(batch["action_images"])
         views, latent_frames = rgb.shape[1], rgb.shape[3]
@@ -230,7 +268,9 @@ class ActionImagesModule(TrainingModule):
         noisy = torch.where(frame_given, clean, add_noise(clean, noise, t))
         timesteps = torch.cat([layout.token_timesteps(m, t[i : i + 1] * TIMESTEP_SCALE, patch_t, tokens_per_frame) for i, m in enumerate(mask_modes)])
 
-        output = self.predict(layout, noisy, clean, timesteps, text, plucker=plucker, slot_ids=layout.slot_ids().to(clean.device))
+        readout = bool(self.hparams.goal_readout_weight)
+        output = self.predict(layout, noisy, clean, timesteps, text, plucker=plucker, slot_ids=layout.slot_ids().to(clean.device), return_hidden=readout)
+        output, hidden = output if readout else (output, None)
         target = training_target(clean, noise, self.prediction)
         weight = (~frame_given).float().expand_as(clean).clone()
         if self.hparams.action_loss_weight:
@@ -245,23 +285,30 @@ class ActionImagesModule(TrainingModule):
         error = (output - target).square() * weight
         per_sample = error.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp(min=1)
         per_mode = {m: per_sample[[i for i, x in enumerate(modes) if x is m]].mean() for m in set(modes)}
-        return per_sample.mean(), per_mode
+        if not readout:
+            return per_sample.mean(), per_mode, {}
+        terms = self.goal_readout_loss(batch, layout, hidden)
+        return per_sample.mean() + self.hparams.goal_readout_weight * terms["goal_readout"], per_mode, terms
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         modes = self.sample_modes(batch["has_actions"])
-        loss, per_mode = self.diffusion_loss(batch, modes)
+        loss, per_mode, readout = self.diffusion_loss(batch, modes)
         batch_size = len(modes)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for mode, value in per_mode.items():
             self.log(f"train/loss_{mode.value}", value, batch_size=batch_size)
+        for name, value in readout.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator(device=self.device).manual_seed(batch_index)
         control = Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT
         modes = [control if bool(h) else Mode.VIDEO for h in batch["has_actions"]]
-        loss, _ = self.diffusion_loss(batch, modes, generator)
+        loss, _, readout = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
+        for name, value in readout.items():
+            self.log(f"val/{name}", value, batch_size=len(modes))
         has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
         if has_actions.any():  # what control sees: the generated future, decoded (comparable with the chunk models' curve)
             generated = self.generate(batch, control, generator=torch.Generator(device=self.device).manual_seed(batch_index))

@@ -13,7 +13,11 @@ The Wan transformer is used as it is, so a user with Wan weights on disk loads t
 - optionally `text_pooling` (zero-initialised, no bias): the mean of the prompt's token embeddings,
   added to the timestep embedding, so the instruction also modulates every block (adaLN), as the pooled
   text vector does in SD3 and FLUX. Wan reads text through cross-attention only, which small models
-  trained briefly learned to ignore (SPEC §10 has no such lever; see BENCHMARKS, "instruction effect").
+  trained briefly learned to ignore (SPEC §10 has no such lever; see BENCHMARKS, "instruction effect");
+- optionally `goal_readout` (a training aid, `readout_channels` logits per token): reads the last
+  block's hidden states of a token out as per-pixel logits, so the training module can ask the given
+  first frame's tokens where the end effector will be (`ActionImagesModule(goal_readout_weight=...)`).
+  Sampling never calls it.
 
 Rays are expressed relative to the first frame of view 1, and action segments reuse their view's
 cameras (the caller builds the ray maps; see `action_images.conditioning`).
@@ -58,6 +62,7 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         camera_conditioning: bool = True,
         num_slot_ids: int = 0,
         pooled_text: bool = False,
+        readout_channels: int = 0,
     ) -> None:
         super().__init__()
         self.wan = WanTransformer3DModel(
@@ -73,6 +78,8 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
             self.slot_embedding = nn.Embedding(num_slot_ids, inner_dim)
         if pooled_text:
             self.text_pooling = nn.Linear(text_dim, inner_dim, bias=False)  # the empty prompt adds nothing
+        if readout_channels:
+            self.goal_readout = nn.Sequential(nn.LayerNorm(inner_dim), nn.Linear(inner_dim, readout_channels))
         self.gradient_checkpointing = False
         self.zero_new_layers()
 
@@ -91,7 +98,8 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
     def new_layer_prefixes(self) -> tuple[str, ...]:
         prefixes = ("camera_embedding", "camera_projections") if self.config.camera_conditioning else ()
         prefixes += ("slot_embedding",) if self.config.num_slot_ids else ()
-        return prefixes + (("text_pooling",) if self.config.pooled_text else ())
+        prefixes += ("text_pooling",) if self.config.pooled_text else ()
+        return prefixes + (("goal_readout",) if self.config.readout_channels else ())
 
     @classmethod
     def from_wan(cls, path: str, subfolder: str | None = "transformer", torch_dtype: torch.dtype = torch.float32, **new_layers) -> "ActionImagesTransformer":
@@ -141,10 +149,12 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         plucker: torch.Tensor | None = None,
         slot_ids: torch.Tensor | None = None,
         camera_terms: list[torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        return_hidden: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict from latents (B, C, T, H, W), timesteps (B,) or per token (B, seq_len), text (B, L, D),
         Plücker rays at latent resolution (B, 6, T, H, W) — or their `camera_terms`, computed once — and
-        canvas slot ids (T,) → (B, C_out, T, H, W).
+        canvas slot ids (T,) → (B, C_out, T, H, W); with `return_hidden`, also the last block's hidden
+        states (B, T/p_t, H/p_h, W/p_w, dim), for `goal_readout`.
 
         Mirrors `WanTransformer3DModel.forward`, adding the camera terms before each block.
         """
@@ -187,7 +197,11 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
             shift, scale = shift.squeeze(2), scale.squeeze(2)
         else:
             shift, scale = (wan.scale_shift_table + temb.unsqueeze(1)).chunk(2, dim=1)
+        hidden = tokens
         tokens = (wan.norm_out(tokens.float()) * (1 + scale) + shift).type_as(tokens)
         tokens = wan.proj_out(tokens)
         tokens = tokens.reshape(batch, frames // p_t, height // p_h, width // p_w, p_t, p_h, p_w, -1)
-        return tokens.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        output = tokens.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        if return_hidden:
+            return output, hidden.unflatten(1, (frames // p_t, height // p_h, width // p_w))
+        return output

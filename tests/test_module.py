@@ -55,17 +55,17 @@ def test_a_few_steps_lower_the_loss(dataset, tmp_path):
     modes = [Mode.JOINT] * 4
     module.eval()
     with torch.no_grad():
-        before, _ = module.diffusion_loss(batch, modes, generator())
+        before, *_ = module.diffusion_loss(batch, modes, generator())
     module.train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=3e-3)
     for _ in range(25):
-        loss, _ = module.diffusion_loss(batch, modes, generator())
+        loss, *_ = module.diffusion_loss(batch, modes, generator())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     module.eval()
     with torch.no_grad():
-        after, _ = module.diffusion_loss(batch, modes, generator())
+        after, *_ = module.diffusion_loss(batch, modes, generator())
     assert after < 0.7 * before
 
 
@@ -77,7 +77,7 @@ def test_mode_mix_and_per_mode_losses(dataset):
     modes = module.sample_modes(torch.tensor([True] * 200 + [False] * 20))
     assert set(modes[:200]) == {Mode.JOINT, Mode.A2V, Mode.V2A} and set(modes[200:]) == {Mode.VIDEO}
     batch = next(iter(data.train_dataloader()))
-    loss, per_mode = module.diffusion_loss(batch, [Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO])
+    loss, per_mode, _ = module.diffusion_loss(batch, [Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO])
     assert set(per_mode) == {Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO} and torch.isfinite(loss)
 
 
@@ -91,7 +91,7 @@ def test_policy_batches_in_the_mode_mix(dataset):
     assert all(set(d) == {Mode.POLICY} or Mode.POLICY not in d for d in draws)  # a batch is one canvas
     assert 30 < sum(d[0] is Mode.POLICY for d in draws) < 70 and [Mode.JOINT, Mode.JOINT, Mode.VIDEO] in draws
     batch = next(iter(data.train_dataloader()))
-    loss, per_mode = module.diffusion_loss(batch, [Mode.POLICY] * len(batch["instruction"]))
+    loss, per_mode, _ = module.diffusion_loss(batch, [Mode.POLICY] * len(batch["instruction"]))
     assert set(per_mode) == {Mode.POLICY} and torch.isfinite(loss)
     with pytest.raises(ValueError, match="one batch has one canvas"):
         module.diffusion_loss(batch, [Mode.POLICY, Mode.JOINT, Mode.JOINT, Mode.JOINT])
@@ -143,3 +143,29 @@ def test_validation_logs_the_decoded_position_error(dataset, tmp_path, canvas):
     assert 0 <= metrics["val/undecoded"] <= 1
     if metrics["val/undecoded"] < 1:
         assert 0 < metrics["val/position_error"] < 10
+
+
+def test_goal_readout_learns_where_the_end_effector_goes(dataset):
+    """The auxiliary readout: per-pixel logits of the given first frame, scored against the projected
+    end-effector at the clip's last frame; it lowers with training and adds no layer when off."""
+    assert not any(name.startswith("transformer.goal_readout") for name, _ in tiny_module().named_parameters())
+    torch.manual_seed(0)
+    module, data = tiny_module(goal_readout_weight=1.0), data_module(dataset)
+    trainer(None, max_steps=1).fit(module, data)
+    batch = next(iter(data.train_dataloader()))
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    modes = [Mode.JOINT] * len(batch["instruction"])
+    _, _, before = module.diffusion_loss(batch, modes, generator())
+    assert set(before) == {"goal_readout", "goal_hit"} and torch.isfinite(before["goal_readout"])
+    # A chance-level readout scores about log(H·W): 16² pixels here.
+    assert abs(before["goal_readout"].item() - torch.log(torch.tensor(256.0)).item()) < 1.5
+    optimizer = torch.optim.AdamW(module.parameters(), lr=3e-3)
+    for _ in range(30):
+        loss, _, terms = module.diffusion_loss(batch, modes, generator())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    _, _, after = module.diffusion_loss(batch, modes, generator())
+    assert after["goal_readout"] < 0.5 * before["goal_readout"]
+    out = module.generate(batch, Mode.JOINT, steps=2, generator=torch.Generator().manual_seed(0))  # sampling ignores it
+    assert out["action_images"].shape == batch["action_images"].shape

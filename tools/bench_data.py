@@ -72,7 +72,7 @@ def training_step_seconds(model: ActionImagesModule, batch: dict, repeats: int =
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        loss, _ = model.diffusion_loss(batch, model.sample_modes(batch["has_actions"]))
+        loss, *_ = model.diffusion_loss(batch, model.sample_modes(batch["has_actions"]))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
