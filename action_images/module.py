@@ -35,6 +35,27 @@ from rendering.decoder import decode_action_images
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
 
 
+def last_pose_pixels(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the end effector is at a clip's last frame, in each view's first frame: the row-major
+    pixel index (B, V) and whether it counts (B, V): in front of the camera, inside the image, and the
+    sample has actions. Pixel centres are integers (SPEC §2), so the nearest pixel is the rounded one."""
+    height, width = batch["rgb"].shape[-2:]
+    views = batch["rgb"].shape[1]
+    cameras = Cameras(batch["intrinsics"][:, :, 0], batch["extrinsics"][:, :, 0], height, width)
+    goal = batch["positions"][:, -1].to(cameras.extrinsics)[:, None, None].expand(-1, views, 1, 3)
+    pixels, depth = cameras.project(goal)
+    column, row = pixels[..., 0, 0].round().long(), pixels[..., 0, 1].round().long()
+    has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool).to(column.device)
+    valid = (depth[..., 0] > 0) & (column >= 0) & (column < width) & (row >= 0) & (row < height) & has_actions[:, None]
+    return row.clamp(0, height - 1) * width + column.clamp(0, width - 1), valid
+
+
+def pixel_hits(scores: torch.Tensor, target: torch.Tensor, width: int, radius: float = 1.5) -> torch.Tensor:
+    """Share of rows of per-pixel scores (N, H·W) whose best pixel lies within `radius` of `target` (N,)."""
+    best = scores.argmax(-1)
+    return ((best // width - target // width).float().hypot((best % width - target % width).float()) <= radius).float().mean()
+
+
 class ActionImagesModule(TrainingModule):
     """Args:
         transformer: `ActionImagesTransformer` arguments (in/out channels and text width are derived
@@ -61,6 +82,9 @@ class ActionImagesModule(TrainingModule):
             as per-pixel logits of where the end effector is at the clip's last frame, scored by
             cross-entropy. Only where the pose projects into the view; 0 (the default) adds no layer.
             Sampling never uses it.
+        goal_readout_min_noise: the readout is scored only on samples whose generated latents are at
+            least this noisy: at low noise the given tokens could read the answer off the nearly clean
+            future through attention, while sampling must decide from pure noise.
         lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
             over max_steps (constant when max_steps is None).
         sample_steps, guidance_scale: Euler sampling in validation.
@@ -84,6 +108,7 @@ class ActionImagesModule(TrainingModule):
         predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
         goal_readout_weight: float = 0.0,
+        goal_readout_min_noise: float = 0.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
@@ -194,28 +219,22 @@ class ActionImagesModule(TrainingModule):
         output = output if base is None else output + base
         return (output, hidden) if return_hidden else output
 
-    def goal_readout_loss(self, batch: dict, layout: CanvasLayout, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+    def goal_readout_loss(self, batch: dict, layout: CanvasLayout, hidden: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-entropy of the per-pixel readout of each view's given first-frame tokens against the
-        pixel of the end effector at the clip's last frame, and the share read out within 1.5 px."""
+        pixel of the end effector at the clip's last frame, and the share read out within 1.5 px, over
+        the `scored` samples (B,)."""
         p_t, p_h, p_w = self.transformer.config.patch_size
         factor = self.codec.spatial_factor
         height, width = batch["rgb"].shape[-2:]
         first_rgb = [slot.position // p_t for slot in layout.slots if slot.kind is SegmentKind.RGB and slot.frame == 0]
         logits = self.transformer.goal_readout(hidden[:, first_rgb])  # (B, V, h, w, p_h·f · p_w·f)
         logits = logits.unflatten(-1, (p_h * factor, p_w * factor)).permute(0, 1, 2, 4, 3, 5).flatten(2, 3).flatten(3, 4)
-        views = logits.shape[1]
-        cameras = Cameras(batch["intrinsics"][:, :, 0], batch["extrinsics"][:, :, 0], height, width)
-        goal = batch["positions"][:, -1].to(logits)[:, None, None].expand(-1, views, 1, 3)
-        pixels, depth = cameras.to(logits).project(goal)
-        column, row = pixels[..., 0, 0].round().long(), pixels[..., 0, 1].round().long()  # pixel centres are integers (SPEC §2)
-        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool, device=logits.device)
-        valid = (depth[..., 0] > 0) & (column >= 0) & (column < width) & (row >= 0) & (row < height) & has_actions[:, None]
+        target, valid = last_pose_pixels(batch)
+        target, valid = target.to(logits.device), valid.to(logits.device) & scored[:, None]
         if not valid.any():
             return {"goal_readout": logits.sum() * 0, "goal_hit": torch.tensor(float("nan"))}
-        scores, target = logits.flatten(2)[valid], (row * width + column)[valid]
-        best = scores.argmax(-1)
-        hit = ((best // width - target // width).float().hypot((best % width - target % width).float()) <= 1.5).float().mean()
-        return {"goal_readout": F.cross_entropy(scores, target), "goal_hit": hit.detach()}
+        scores, target = logits.flatten(2)[valid], target[valid]
+        return {"goal_readout": F.cross_entropy(scores, target), "goal_hit": pixel_hits(scores.detach(), target, width)}
 
     def gaussian_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
         """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G
@@ -287,7 +306,7 @@ class ActionImagesModule(TrainingModule):
         per_mode = {m: per_sample[[i for i, x in enumerate(modes) if x is m]].mean() for m in set(modes)}
         if not readout:
             return per_sample.mean(), per_mode, {}
-        terms = self.goal_readout_loss(batch, layout, hidden)
+        terms = self.goal_readout_loss(batch, layout, hidden, t >= self.hparams.goal_readout_min_noise)
         return per_sample.mean() + self.hparams.goal_readout_weight * terms["goal_readout"], per_mode, terms
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
@@ -298,7 +317,8 @@ class ActionImagesModule(TrainingModule):
         for mode, value in per_mode.items():
             self.log(f"train/loss_{mode.value}", value, batch_size=batch_size)
         for name, value in readout.items():
-            self.log(f"train/{name}", value, batch_size=batch_size)
+            if torch.isfinite(value):  # no sample was scored: nothing to log
+                self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
@@ -308,7 +328,8 @@ class ActionImagesModule(TrainingModule):
         loss, _, readout = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
         for name, value in readout.items():
-            self.log(f"val/{name}", value, batch_size=len(modes))
+            if torch.isfinite(value):
+                self.log(f"val/{name}", value, batch_size=len(modes))
         has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
         if has_actions.any():  # what control sees: the generated future, decoded (comparable with the chunk models' curve)
             generated = self.generate(batch, control, generator=torch.Generator(device=self.device).manual_seed(batch_index))

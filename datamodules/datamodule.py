@@ -52,6 +52,10 @@ class RobotDataModule(L.LightningDataModule):
         frame_cache: a directory for decoded frames (`datamodules.frame_cache`): each dataset is decoded
             once at the clip's image size and memory-mapped by every later run; None decodes in the
             workers. Worth it from a few hundred episodes on.
+        balance: how training draws clips. "clips": every clip once per epoch, so long episodes weigh
+            more; "episodes": every episode equally often (clips drawn with replacement, weighted by one
+            over their episode's length), so short tasks and the starts of episodes, where the
+            instruction decides what happens, are seen as often as the rest.
     """
 
     def __init__(
@@ -66,8 +70,12 @@ class RobotDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         frame_cache: str | None = None,
+        balance: str = "clips",
     ) -> None:
         super().__init__()
+        if balance not in ("clips", "episodes"):
+            raise ValueError(f"balance must be 'clips' or 'episodes', got {balance!r}")
+        self.balance = balance
         self.save_hyperparameters()
         self.paths = [Path(p) for p in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
         self.clip = ClipConfig(num_frames=num_frames, stride=stride, cameras=tuple(cameras) if cameras else None, image_size=image_size)
@@ -124,7 +132,7 @@ class RobotDataModule(L.LightningDataModule):
         self.setup()
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = ResumableSampler(len(self.train_set), seed=self.split_seed, rank=rank, world_size=world_size)
+        sampler = ResumableSampler(len(self.train_set), seed=self.split_seed, rank=rank, world_size=world_size, weights=self.clip_weights())
 
         def progress() -> tuple[int, int]:
             return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -138,6 +146,13 @@ class RobotDataModule(L.LightningDataModule):
             drop_last=True,
             progress=progress,
         )
+
+    def clip_weights(self) -> torch.Tensor | None:
+        """Per training clip, one over its episode's length (`balance="episodes"`), else None."""
+        if self.balance == "clips":
+            return None
+        lengths = [torch.full((int(n),), 1.0 / int(n)) for dataset in self.train_set.datasets for n in np.diff(dataset.starts)]
+        return torch.cat(lengths)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

@@ -5,6 +5,9 @@ Each epoch's order is a permutation seeded by (seed, epoch), split across ranks 
 a restart mid-epoch, the first `skip` samples of this rank's share are skipped, so the run goes on
 with the very batches it would have seen. Lightning calls `set_epoch` at each epoch; set the trainer's
 `use_distributed_sampler: false` so that it uses this sampler as it is.
+
+With `weights`, an epoch is instead `size` draws with replacement, each index drawn in proportion to its
+weight (e.g. 1 / episode length, so that every episode is drawn equally often), seeded the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from torch.utils.data import DataLoader, Sampler
 
 
 class ResumableSampler(Sampler[int]):
-    def __init__(self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True) -> None:
+    def __init__(self, size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True,
+                 weights: torch.Tensor | None = None) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        if weights is not None and (weights.shape != (size,) or not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0):
+            raise ValueError(f"sampling weights must be {size} finite non-negative numbers, not all zero")
         self.size, self.seed, self.rank, self.world_size, self.shuffle = size, seed, rank, world_size, shuffle
+        self.weights = weights
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -33,8 +40,11 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.skip = epoch, samples_done
 
     def epoch_order(self) -> list[int]:
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)).tolist()
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights.double(), self.size, replacement=True, generator=generator).tolist()
+        elif self.shuffle:
+            order = torch.randperm(self.size, generator=generator).tolist()
         else:
             order = list(range(self.size))
         total = self.per_rank * self.world_size

@@ -308,6 +308,23 @@ def test_data_module_batches_with_worker_processes(dataset):
     assert stats["action"]["mean"].shape == (8,)
 
 
+def test_balanced_episodes_weigh_clips_by_their_episode(dataset):
+    """`balance="episodes"`: each episode is drawn about equally often, whatever its length."""
+    module = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34, balance="episodes")
+    module.setup("fit")
+    clips = module.train_set.datasets[0]
+    weights = module.clip_weights()
+    assert len(weights) == len(clips)
+    per_episode = {}
+    for index, weight in enumerate(weights.tolist()):
+        episode = clips.locate(index)[0]
+        per_episode[episode] = per_episode.get(episode, 0.0) + weight
+    assert all(abs(total - 1.0) < 1e-6 for total in per_episode.values())
+    assert RobotDataModule([str(dataset[0])]).clip_weights() is None
+    with pytest.raises(ValueError, match="balance"):
+        RobotDataModule([str(dataset[0])], balance="tasks")
+
+
 def test_missing_statistics_are_an_error(dataset, tmp_path):
     root = copy_dataset(dataset[0], tmp_path / "copy")
     stats = json.loads((root / "meta" / "stats.json").read_text())

@@ -168,4 +168,7 @@ def test_goal_readout_learns_where_the_end_effector_goes(dataset):
     _, _, after = module.diffusion_loss(batch, modes, generator())
     assert after["goal_readout"] < 0.5 * before["goal_readout"]
     out = module.generate(batch, Mode.JOINT, steps=2, generator=torch.Generator().manual_seed(0))  # sampling ignores it
+    module.hparams.goal_readout_min_noise = 1.0  # no training noise level reaches 1: nothing is scored
+    _, _, unscored = module.diffusion_loss(batch, modes, generator())
+    assert unscored["goal_readout"] == 0 and unscored["goal_hit"].isnan()
     assert out["action_images"].shape == batch["action_images"].shape

@@ -22,3 +22,23 @@ def test_resume_skips_what_was_done_once():
     sampler.resume(epoch=0, samples_done=5)
     assert len(sampler) == 12 and list(sampler) == full[5:]
     assert list(sampler) == full  # the next pass of the same epoch is whole again
+
+
+def test_weighted_epochs_draw_in_proportion_and_resume():
+    """`weights` (e.g. 1 / episode length) draw with replacement in proportion, seeded and resumable."""
+    import pytest
+    import torch
+
+    weights = torch.tensor([1.0] * 10 + [9.0])  # index 10 should take about half of the draws
+    sampler = ResumableSampler(11, seed=2, weights=weights)
+    draws = [i for epoch in range(40) for i in (sampler.set_epoch(epoch), list(sampler))[1]]
+    assert 0.4 < draws.count(10) / len(draws) < 0.6 and set(draws) == set(range(11))
+    sampler.set_epoch(3)
+    full = list(sampler)
+    again = ResumableSampler(11, seed=2, weights=weights.clone())
+    again.set_epoch(3)
+    assert list(again) == full  # the same seed and epoch draw the same
+    sampler.resume(epoch=3, samples_done=4)
+    assert list(sampler) == full[4:]
+    with pytest.raises(ValueError, match="sampling weights"):
+        ResumableSampler(3, weights=torch.tensor([1.0, float("nan"), 1.0]))

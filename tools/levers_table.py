@@ -41,6 +41,10 @@ RUNS = [
      "… --data.datasets '[data/sim_3000]' --data.image_size 64 --model.init_args.codec '{name: patch, patch: 8}' "
      "--model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' --model.init_args.canvas policy "
      "--model.init_args.max_steps 8000 --trainer.max_steps 8000 --trainer.max_time 00:00:40:00"),
+    ("model_policy_3000_readout.json", "**3000 demonstrations**, the pooled-text row plus the goal readout (`model.goal_readout_weight 0.02`), 40 minutes",
+     "… --data.datasets '[data/sim_3000]' --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' "
+     "--model.init_args.goal_readout_weight 0.02 --model.init_args.canvas policy "
+     "--model.init_args.max_steps 8000 --trainer.max_steps 8000 --trainer.max_time 00:00:40:00"),
 ]
 
 # Instruction following (`python tools/bench_grounding.py --checkpoint <run>/…/last.ckpt --mode policy --steps 2 --results <name>`):
@@ -51,6 +55,7 @@ GROUNDING = [
     ("policy_3000_pooled.json", "3000 demos, `policy` canvas alone, pooled text"),
     ("policy_3000_pooled_64.json", "3000 demos, `policy` canvas alone, pooled text, 64²"),
     ("reach_pooled.json", "diagnostic: `reach` only (its 1000 scenes of `data/sim_3000`), `policy` canvas, pooled text, 20 minutes"),
+    ("policy_3000_readout.json", "3000 demos, `policy` canvas alone, pooled text, goal readout"),
 ]
 
 # Closed-loop success of some of these runs: `action-images eval --checkpoint <run>/…/last.ckpt --task reach push pick_place
@@ -66,6 +71,7 @@ CLOSED_LOOP = [
     ("mix_3000_policy_2_replan12.json", "3000 demos, mixed model, `policy` canvas, 2 steps, open loop (the paper's protocol: every 12)", "policy"),
     ("policy_3000_pooled_2.json", "3000 demos, `policy` canvas alone, pooled text, 2 steps", "policy"),
     ("policy_3000_pooled_64_2.json", "3000 demos, `policy` canvas alone, pooled text, 64², 2 steps", "policy"),
+    ("policy_3000_readout_2.json", "3000 demos, `policy` canvas alone, pooled text, goal readout, 2 steps", "policy"),
 ]
 
 
