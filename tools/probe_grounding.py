@@ -1,6 +1,6 @@
 """Can the instruction be read from these frames at all? A supervised probe, not a policy.
 
-    python tools/probe_grounding.py --dataset data/reach_1000 --minutes 3 --results probe_reach_32
+    python tools/probe_grounding.py --dataset data/reach_1000 --starts-only --minutes 2 --results probe_reach_starts_32
 
 A small convolutional network whose layers the instruction modulates (FiLM over a bag of its words)
 learns to point at the pixel where the end effector is at the end of a training clip, from the clip's
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from rich.progress import track
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,32 +58,51 @@ def bag_of_words(instructions: list[str], vocabulary: dict[str, int], blank: boo
     return words
 
 
-def train_and_score(data: RobotDataModule, vocabulary: dict[str, int], blank: bool, seconds: float, eval_batches: int) -> dict:
+@torch.no_grad()
+def gather(dataset, count: int, seed: int) -> dict:
+    """First frames (N, V, 3, H, W), target pixels and their validity (N, V), and instructions of up to
+    `count` clips drawn from `dataset`, held in memory so that the probes train at full speed."""
+    indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
+    frames, targets, valids, instructions = [], [], [], []
+    for start in track(range(0, len(indices), 64), description="gathering clips"):
+        batch = torch.utils.data.default_collate([dataset[i] for i in indices[start : start + 64]])
+        target, valid = last_pose_pixels(batch)
+        frames.append(batch["rgb"][:, :, 0])
+        targets.append(target)
+        valids.append(valid)
+        instructions.extend(batch["instruction"])
+    return {"frames": torch.cat(frames), "target": torch.cat(targets), "valid": torch.cat(valids), "instruction": instructions}
+
+
+def train_and_score(train: dict, held_out: dict, vocabulary: dict[str, int], blank: bool, seconds: float) -> dict:
     torch.manual_seed(0)
     model = FilmPointer(len(vocabulary))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    words = bag_of_words(train["instruction"], vocabulary, blank)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for batch in data.train_dataloader():
-            target, valid = last_pose_pixels(batch)
-            logits = model(batch["rgb"][:, :, 0], bag_of_words(batch["instruction"], vocabulary, blank))
-            loss = F.cross_entropy(logits[valid], target[valid])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            steps += 1
-            if time.perf_counter() - start >= seconds:
-                break
-    hits, counted = 0.0, 0
+        rows = torch.randint(0, len(words), (32,))
+        valid = train["valid"][rows]
+        logits = model(train["frames"][rows], words[rows])
+        loss = F.cross_entropy(logits[valid], train["target"][rows][valid])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps += 1
     with torch.no_grad():
-        for index, batch in enumerate(data.val_dataloader()):
-            if index == eval_batches:
-                break
-            target, valid = last_pose_pixels(batch)
-            logits = model(batch["rgb"][:, :, 0], bag_of_words(batch["instruction"], vocabulary, blank))
-            hits += pixel_hits(logits[valid], target[valid], batch["rgb"].shape[-1]).item() * int(valid.sum())
-            counted += int(valid.sum())
-    return {"steps": steps, "held_out_views": counted, "within_1_5px": hits / max(counted, 1)}
+        logits = model(held_out["frames"], bag_of_words(held_out["instruction"], vocabulary, blank))
+        valid = held_out["valid"]
+        hits = pixel_hits(logits[valid], held_out["target"][valid], held_out["frames"].shape[-1]).item()
+    return {"steps": steps, "held_out_views": int(valid.sum()), "within_1_5px": hits}
+
+
+def episode_starts(datasets: torch.utils.data.ConcatDataset) -> torch.utils.data.Subset:
+    """The clips of a data module's split that start an episode."""
+    starts, offset = [], 0
+    for dataset in datasets.datasets:
+        starts.extend(offset + int(s) for s in dataset.starts[:-1])
+        offset += len(dataset)
+    return torch.utils.data.Subset(datasets, starts)
 
 
 def main() -> None:
@@ -92,7 +112,8 @@ def main() -> None:
     parser.add_argument("--num-frames", type=int, default=5, help="clip length, as in training (default 5)")
     parser.add_argument("--stride", type=int, default=3, help="clip stride, as in training (default 3)")
     parser.add_argument("--minutes", type=float, default=3.0, help="training time of each probe (default 3)")
-    parser.add_argument("--eval-batches", type=int, default=20, help="held-out batches of 32 clips (default 20)")
+    parser.add_argument("--clips", type=int, default=4000, help="training clips held in memory (default 4000)")
+    parser.add_argument("--starts-only", action="store_true", help="only clips that start an episode (where the instruction decides)")
     parser.add_argument("--frame-cache", default="data/cache", help="decoded-frame cache (default data/cache)")
     parser.add_argument("--results", required=True, help="name of the JSON file under benchmarks/results/grounding/")
     args = parser.parse_args()
@@ -100,9 +121,14 @@ def main() -> None:
                            batch_size=32, num_workers=0, frame_cache=args.frame_cache)
     data.prepare_data()
     vocabulary = {w: i for i, w in enumerate(sorted({w for text in data.instructions() for w in text.lower().split()}))}
-    figures = {"datasets": args.dataset, "image_size": args.image_size, "minutes_each": args.minutes}
+    data.setup()
+    train_set, held_out_set = data.train_set, data.val_set
+    if args.starts_only:
+        train_set, held_out_set = (episode_starts(d) for d in (train_set, held_out_set))
+    train, held_out = gather(train_set, args.clips, seed=0), gather(held_out_set, args.clips // 4, seed=1)
+    figures = {"datasets": args.dataset, "image_size": args.image_size, "minutes_each": args.minutes, "starts_only": args.starts_only}
     for name, blank in (("instruction", False), ("blank", True)):
-        scores = train_and_score(data, vocabulary, blank, args.minutes * 60, args.eval_batches)
+        scores = train_and_score(train, held_out, vocabulary, blank, args.minutes * 60)
         figures.update({f"{name}_{key}": value for key, value in scores.items()})
         print(f"{name:>11}: {scores['steps']} steps; held-out views read out within 1.5 px: {scores['within_1_5px']:.1%} of {scores['held_out_views']}")
     write_json(RESULTS / "grounding" / f"{args.results}.json", figures)
