@@ -80,6 +80,8 @@ CLOSED_LOOP = [
     ("policy_3000_pooled_64_2.json", "3000 demos, `policy` canvas alone, pooled text, 64², 2 steps", "policy"),
     ("policy_3000_readout_2.json", "3000 demos, `policy` canvas alone, pooled text, goal readout, 2 steps", "policy"),
     ("policy_3000_decide_2.json", "3000 demos, `policy` canvas alone, pooled text, episode-balanced, shift 3, goal readout at noise ≥ 0.5, 2 steps", "policy"),
+    ("policy_3000_decide_2_n50.json", "the same model, 50 episodes per task", "policy"),
+    ("policy_3000_decide_2_n50_open.json", "the same model, 50 episodes per task, open loop (the paper's protocol: replanning every 12)", "policy"),
 ]
 
 
@@ -134,7 +136,8 @@ often, so reach and the starts of episodes weigh ~3–4× more), timestep shift 
 and the readout scored only at noise ≥ 0.5. Within the same 40 minutes the plan now ends nearest the named sphere
 70 % of the time (chance 33 %), naming another colour moves its end by 10.9 cm while other noise moves it 1.3 cm
 (before: 0.1–1.7 cm against 5–14 cm), the held-out final error of the policy canvas is the best so far (2.8 cm at 2
-Euler steps, 4.0 at 10), and closed-loop reach rises from 0–5 % to 30 %. Push and pick_place stay at 0 %: they need
+Euler steps, 4.0 at 10), and closed-loop reach rises from 0–5 % to 30 % (28 % [17, 42] over 50 episodes; the
+open-loop protocol 32 % [21, 46]: at this precision replanning does not help yet). Push and pick_place stay at 0 %: they need
 contact precision (push: a 2 cm cube into a square; pick_place: a grasp), which the next levers must bring.
 The ablation (balanced clips and shift 3 without the readout, 30 minutes, 5,109 steps) does not ground at all (30 %;
 naming another colour moves the plan 0.19 cm, noise 5.96 cm): the readout scored at high noise is what teaches the
