@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
@@ -132,8 +132,7 @@ class ActionImagesModule(TrainingModule):
         options = dict(transformer or {})
         pretrained = options.pop("pretrained", None)
         if goal_readout_weight:  # per-pixel logits for each token's patch of the image
-            patch = options.get("patch_size") or WanTransformer3DModel.load_config(pretrained, subfolder="transformer")["patch_size"]
-            options["readout_channels"] = patch[1] * patch[2] * self.codec.spatial_factor**2
+            options["goal_readout_factor"] = self.codec.spatial_factor
         if pretrained:
             self.transformer = ActionImagesTransformer.from_wan(pretrained, **options)
         else:
@@ -316,10 +315,13 @@ class ActionImagesModule(TrainingModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for mode, value in per_mode.items():
             self.log(f"train/loss_{mode.value}", value, batch_size=batch_size)
-        for name, value in readout.items():
-            if torch.isfinite(value):  # no sample was scored: nothing to log
-                self.log(f"train/{name}", value, batch_size=batch_size)
+        self.log_readout("train", readout, batch_size)
         return loss
+
+    def log_readout(self, stage: str, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        for name, value in terms.items():
+            if torch.isfinite(value):  # NaN: no sample was scored, nothing to log
+                self.log(f"{stage}/{name}", value, batch_size=batch_size)
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator(device=self.device).manual_seed(batch_index)
@@ -327,9 +329,7 @@ class ActionImagesModule(TrainingModule):
         modes = [control if bool(h) else Mode.VIDEO for h in batch["has_actions"]]
         loss, _, readout = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
-        for name, value in readout.items():
-            if torch.isfinite(value):
-                self.log(f"val/{name}", value, batch_size=len(modes))
+        self.log_readout("val", readout, len(modes))
         has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
         if has_actions.any():  # what control sees: the generated future, decoded (comparable with the chunk models' curve)
             generated = self.generate(batch, control, generator=torch.Generator(device=self.device).manual_seed(batch_index))

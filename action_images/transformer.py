@@ -14,7 +14,8 @@ The Wan transformer is used as it is, so a user with Wan weights on disk loads t
   added to the timestep embedding, so the instruction also modulates every block (adaLN), as the pooled
   text vector does in SD3 and FLUX. Wan reads text through cross-attention only, which small models
   trained briefly learned to ignore (SPEC §10 has no such lever; see BENCHMARKS, "instruction effect");
-- optionally `goal_readout` (a training aid, `readout_channels` logits per token): reads the last
+- optionally `goal_readout` (a training aid; `goal_readout_factor` = pixels per latent, so each token
+  gives p_h·f × p_w·f pixel logits): reads the last
   block's hidden states of a token out as per-pixel logits, so the training module can ask the given
   first frame's tokens where the end effector will be (`ActionImagesModule(goal_readout_weight=...)`).
   Sampling never calls it.
@@ -62,7 +63,7 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         camera_conditioning: bool = True,
         num_slot_ids: int = 0,
         pooled_text: bool = False,
-        readout_channels: int = 0,
+        goal_readout_factor: int = 0,
     ) -> None:
         super().__init__()
         self.wan = WanTransformer3DModel(
@@ -78,8 +79,9 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
             self.slot_embedding = nn.Embedding(num_slot_ids, inner_dim)
         if pooled_text:
             self.text_pooling = nn.Linear(text_dim, inner_dim, bias=False)  # the empty prompt adds nothing
-        if readout_channels:
-            self.goal_readout = nn.Sequential(nn.LayerNorm(inner_dim), nn.Linear(inner_dim, readout_channels))
+        if goal_readout_factor:
+            pixels = patch_size[1] * patch_size[2] * goal_readout_factor**2
+            self.goal_readout = nn.Sequential(nn.LayerNorm(inner_dim), nn.Linear(inner_dim, pixels))
         self.gradient_checkpointing = False
         self.zero_new_layers()
 
@@ -99,7 +101,7 @@ class ActionImagesTransformer(ModelMixin, ConfigMixin):
         prefixes = ("camera_embedding", "camera_projections") if self.config.camera_conditioning else ()
         prefixes += ("slot_embedding",) if self.config.num_slot_ids else ()
         prefixes += ("text_pooling",) if self.config.pooled_text else ()
-        return prefixes + (("goal_readout",) if self.config.readout_channels else ())
+        return prefixes + (("goal_readout",) if self.config.goal_readout_factor else ())
 
     @classmethod
     def from_wan(cls, path: str, subfolder: str | None = "transformer", torch_dtype: torch.dtype = torch.float32, **new_layers) -> "ActionImagesTransformer":

@@ -1,3 +1,6 @@
+import pytest
+import torch
+
 from datamodules.sampling import ResumableSampler
 
 
@@ -26,12 +29,12 @@ def test_resume_skips_what_was_done_once():
 
 def test_weighted_epochs_draw_in_proportion_and_resume():
     """`weights` (e.g. 1 / episode length) draw with replacement in proportion, seeded and resumable."""
-    import pytest
-    import torch
-
     weights = torch.tensor([1.0] * 10 + [9.0])  # index 10 should take about half of the draws
     sampler = ResumableSampler(11, seed=2, weights=weights)
-    draws = [i for epoch in range(40) for i in (sampler.set_epoch(epoch), list(sampler))[1]]
+    draws = []
+    for epoch in range(40):
+        sampler.set_epoch(epoch)
+        draws.extend(sampler)
     assert 0.4 < draws.count(10) / len(draws) < 0.6 and set(draws) == set(range(11))
     sampler.set_epoch(3)
     full = list(sampler)

@@ -66,7 +66,7 @@ GROUNDING = [
 ]
 
 # Closed-loop success of some of these runs: `action-images eval --checkpoint <run>/…/last.ckpt --task reach push pick_place
-# --episodes 20 --mode <canvas> --replan-every 3 [--steps 2]` (replanning every 3 unless the label says otherwise), its
+# --episodes 20 (or as the label says) --mode <canvas> --replan-every 3 [--steps 2]` (replanning every 3 unless the label says otherwise), its
 # `<label>_success.json` copied to benchmarks/results/closed_loop/.
 CLOSED_LOOP = [
     ("policy_3000.json", "3000 demos, `policy` canvas alone (measured gripper), 10 steps", "policy"),
@@ -116,10 +116,10 @@ first frame (cross-attention from the text to the RGB tokens, as a detection hea
 
 SESSION_6 = """**Grounding found (session 6).** A supervised probe first: a small convolutional network, its layers
 modulated by the instruction (FiLM), asked to *point* at the pixel where the end effector ends the clip
-(cross-entropy over pixels) rather than regress its coordinates, finds the named sphere in all three 32² views of
-85 % of held-out reach starts within 200 steps. `python tools/probe_grounding.py --dataset data/reach_1000 --starts-only
---minutes 1.5 --results probe_reach_starts_32` keeps this check: with the instruction 96 % of held-out views within
-1.5 px after 206 steps, with it blanked 36 % (one sphere in three) after 191. So the pixels and words carry the answer, and the generator missed it for
+(cross-entropy over pixels) rather than regress its coordinates (session 5's probe, which failed).
+`python tools/probe_grounding.py --dataset data/reach_1000 --starts-only --minutes 1.5 --results probe_reach_starts_32`:
+on held-out reach starts, with the instruction 96 % of views read out within 1.5 px after 206 steps, with it blanked
+36 % (one sphere in three) after 191. So the pixels and words carry the answer, and the generator missed it for
 another reason. Two were found:
 
 1. *Too few samples where the instruction decides.* Every frame starts a clip, so a reach episode (8 frames) gives
@@ -127,8 +127,8 @@ another reason. Two were found:
    samples are noisy enough (≥ 0.8) that the choice is not already visible in the noised future. Together: about
    0.4 % of samples teach the decision.
 2. *The answer leaks at low noise.* An auxiliary readout of the given first frame (`model.goal_readout_weight`) learned
-   to find the clip's last end-effector pixel on 94 % of held-out views — but scored on live reach scenes at noise 1,
-   where sampling starts, it pointed near the gripper whatever the colour: it had read the answer off the nearly
+   to find the clip's last end-effector pixel on 94 % of held-out views — but read out on five live reach scenes at
+   noise 1, where sampling starts (a check by hand, not kept), it pointed near the gripper whatever the colour: it had read the answer off the nearly
    clean future through attention. Alone it left the plan ignoring the instruction (37 %).
 
 Weighting the decision up fixes it: episode-balanced clips (`data.balance: episodes`: every episode drawn equally

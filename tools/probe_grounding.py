@@ -120,8 +120,7 @@ def main() -> None:
     data = RobotDataModule(args.dataset, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
                            batch_size=32, num_workers=0, frame_cache=args.frame_cache)
     data.prepare_data()
-    vocabulary = {w: i for i, w in enumerate(sorted({w for text in data.instructions() for w in text.lower().split()}))}
-    data.setup()
+    vocabulary = {w: i for i, w in enumerate(sorted({w for text in data.instructions() for w in text.lower().split()}))}  # sets the data up
     train_set, held_out_set = data.train_set, data.val_set
     if args.starts_only:
         train_set, held_out_set = (episode_starts(d) for d in (train_set, held_out_set))
