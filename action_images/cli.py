@@ -29,6 +29,7 @@ def _collect(args: argparse.Namespace) -> int:
         CollectConfig(
             tasks=tasks, episodes=args.episodes, out=args.out, workers=args.workers, image_size=args.image_size,
             cameras=tuple(args.cameras), wrist_camera=args.wrist_camera, camera_jitter=args.camera_jitter, seed=args.seed,
+            settle=args.settle,
         )
     )
     print(f"wrote {summary['episodes']} episodes of {', '.join(tasks)} to {args.out} in {summary['seconds']:.1f} s")
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--wrist-camera", action="store_true", help="also record the camera on the hand")
     collect.add_argument("--camera-jitter", type=float, default=0.0, help="random camera displacement range, metres (default: 0)")
     collect.add_argument("--seed", type=int, default=0, help="seed of the episode seeds (default: 0)")
+    collect.add_argument("--settle", type=int, default=10,
+                         help="steps the expert may go on after the first success to finish its phase, e.g. reach the "
+                              "sphere's centre rather than stop on the tolerance boundary (default: 10; 0 stops at once)")
     collect.set_defaults(run=_collect)
 
     viz = commands.add_parser(

@@ -3,7 +3,11 @@
 Scripted experts run in the MuJoCo tasks; each frame records every camera's RGB and calibration, the
 measured end-effector pose (`observation.state`) and the commanded absolute target (`action`). Several
 tasks can go into one dataset. Worker processes simulate in parallel; the parent writes, atomically.
-Only successful demonstrations are kept; a failed seed is replaced by the next one.
+Only successful demonstrations are kept; a failed seed is replaced by the next one. A demonstration does
+not stop at the first successful frame (the edge of the task's tolerance, where the environment
+terminates) but lets the expert finish the phase it is in — reach the sphere's centre, push the cube onto
+the goal's centre — for up to `settle` more steps, as long as the task stays successful: a policy that
+imitates demonstrations ending on the tolerance boundary stalls just outside it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class CollectConfig:
     camera_jitter: float = 0.0
     seed: int = 0
     max_attempts_factor: float = 2.0  # give up on a task after this many × episodes failed seeds
+    settle: int = 10  # steps the expert may go on after the first success, finishing its phase (0: stop there)
 
 
 def camera_names(config: CollectConfig) -> list[str]:
@@ -71,6 +76,17 @@ def record_episode(config: CollectConfig, task: str, seed: int) -> Episode | Non
             break
     if not success:
         return None
+    phase = expert.phase_name  # the phase that reached success: let it finish, while success holds
+    for _ in range(config.settle):
+        if expert.phase_name != phase:
+            break
+        action = np.asarray(expert.act(observation), dtype=np.float32)
+        following, _, _, _, info = env.step(action)
+        if not info.get("success", False):
+            break
+        frames.append(observation)
+        actions.append(action)
+        observation = following
     frames.append(observation)  # the final, successful frame, holding the last target
     actions.append(actions[-1])
     return Episode(

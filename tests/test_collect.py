@@ -80,3 +80,20 @@ def test_unknown_task_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'fly'.*reach"):
         main(["collect", "--task", "fly", "--episodes", "1", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+def test_reach_demonstrations_settle_at_the_sphere_centre():
+    """Without settling, a reach demonstration stops on its first frame inside the 3 cm tolerance (the
+    environment terminates there); with `settle` the expert finishes its phase, within 1 cm of the centre.
+    The settled episode is the unsettled one with frames added."""
+    from action_images.collect import _ENVIRONMENTS, CollectConfig, record_episode
+
+    for seed in range(3):
+        final, actions = {}, {}
+        for settle in (0, 10):
+            episode = record_episode(CollectConfig(tasks=("reach",), episodes=1, out=None, image_size=32, settle=settle), "reach", seed)
+            env = next(e for key, e in _ENVIRONMENTS.items() if key[:2] == ("reach", 32))
+            final[settle], actions[settle] = env.task.goal_distance(env.data), episode.action
+        assert 0.02 < final[0] < 0.03 and final[10] < 0.012
+        assert len(actions[10]) > len(actions[0])
+        np.testing.assert_array_equal(actions[10][: len(actions[0]) - 1], actions[0][:-1])  # the last is a repeat
