@@ -100,7 +100,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     policy = load_policy(
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
-        mode=args.mode, replan_every=args.replan_every, steps=args.steps,
+        mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale,
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--stride", type=int, default=None, help="control steps between generated frames (default: as trained)")
     evaluation.add_argument("--image-size", type=int, default=None, help="the model's image size (default: as trained)")
     evaluation.add_argument("--steps", type=int, default=10, help="sampling steps (default: 10)")
+    evaluation.add_argument("--guidance-scale", type=float, default=1.0,
+                            help="classifier-free guidance of an Action Images model on its instruction (default: 1, none; "
+                                 "each generation then costs two passes)")
     evaluation.set_defaults(run=_eval)
     return parser
 

@@ -77,9 +77,11 @@ def checkpoint_clip(checkpoint: dict) -> dict:
     return {key: data[key] for key in (*CLIP_KEYS, "cameras") if data.get(key) is not None}
 
 
-def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", replan_every: int | None = None, steps: int = 10, **clip) -> Policy:
+def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", replan_every: int | None = None, steps: int = 10,
+                guidance_scale: float = 1.0, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
-    baseline or ImageWAM → `ChunkPolicy`. The clip shape comes from the checkpoint unless given (None = from it)."""
+    baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
+    an error). The clip shape comes from the checkpoint unless given (None = from it)."""
     from action_images.pipeline import ActionImagesPipeline
     from action_images.policy import ActionImagesPolicy, ChunkPolicy, chunk_module_class
 
@@ -97,12 +99,14 @@ def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", repla
     else:
         module_class = chunk_module_class(stored.get("hyper_parameters", {}))
         if module_class is not None:
+            if guidance_scale != 1.0:
+                raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance")
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
             return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
-        mode=mode, replan_every=replan_every, steps=steps,
+        mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale,
     )
 
 

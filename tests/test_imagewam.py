@@ -471,6 +471,8 @@ def test_module_checkpoint_round_trip(dataset, tmp_path):
 
     policy = load_policy(path, cameras=["front", "left"], replan_every=2, steps=2, num_frames=3, stride=2, image_size=16)
     assert isinstance(policy, ChunkPolicy) and policy.horizon == 4
+    with pytest.raises(ValueError, match="no classifier-free guidance"):
+        load_policy(path, cameras=["front", "left"], guidance_scale=2.0, num_frames=3, stride=2, image_size=16)
     env = make_env("reach", image_size=32, cameras=("front", "left"))
     observation, _ = env.reset(seed=0)
     action = policy.select_action(observation)

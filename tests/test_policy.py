@@ -122,6 +122,8 @@ def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
         ActionImagesPolicy(policy.pipeline, CAMERAS, num_frames=3, stride=2, replan_every=5)
     with pytest.raises(KeyError, match="lacks cameras"):
         policy.select_action({**observation, "images": {"front": observation["images"]["front"]}})
+    guided = load_policy(checkpoint, cameras=CAMERAS, replan_every=2, steps=1, guidance_scale=2.0)
+    assert guided.guidance_scale == 2.0 and guided.select_action(observation).shape == (8,)
 
 
 def test_eval_command_writes_table_and_videos(checkpoint, tmp_path):
