@@ -74,6 +74,8 @@ GROUNDING = [
     ("policy_3000_decide.json", "3000 demos, `policy` canvas alone, pooled text, **episode-balanced, shift 3, goal readout at noise ≥ 0.5**"),
     ("policy_3000_balanced.json", "ablation: as the row above without the goal readout, 30 minutes"),
     ("policy_3000s_decide.json", "3000 **settled** demos, `policy` canvas alone, run I's recipe"),
+    ("policy_3000s_decide_cfg2.json", "the same model, classifier-free guidance 2 (`--guidance 2`)"),
+    ("policy_3000s_decide_cfg3.json", "the same model, classifier-free guidance 3"),
     ("joint_3000_decide.json", "3000 demos, the `joint` canvas with the decision weighted up (55 minutes; `--mode joint --steps 10`)"),
 ]
 
@@ -96,6 +98,8 @@ CLOSED_LOOP = [
     ("policy_3000_decide_2_n50_open.json", "the same model, 50 episodes per task, open loop (the paper's protocol: replanning every 12)", "policy"),
     ("policy_3000s_decide_2_n50.json", "3000 **settled** demos, run I's recipe, 2 steps, 50 episodes per task", "policy"),
     ("policy_3000s_decide_2_n50_open.json", "the same model, 50 episodes per task, open loop (replanning every 12)", "policy"),
+    ("policy_3000s_decide_2_n50_cfg2.json", "the same model, classifier-free guidance 2 (`--guidance-scale 2`), 50 episodes per task", "policy"),
+    ("policy_3000s_decide_2_n50_open_cfg2.json", "the same model, guidance 2, 50 episodes per task, open loop (replanning every 12)", "policy"),
 ]
 
 
@@ -173,6 +177,13 @@ instruction (67 %; naming another colour moves it 12.3 cm, noise 1.4 cm). Of the
 between 3 and 4 cm and 22 never came within 6 cm (the wrong sphere, or an approach that stalls): precision near
 the target is no longer the main loss; the choice (a third wrong) and stalling on the way are. Push stays at 0 % and
 pick_place at 2 % [0, 10]: in the videos the gripper descends beside the cube and stops there.
+
+*Classifier-free guidance on a model that grounds.* Guidance did nothing for session 5's models, which ignored their
+instruction; on this one it sharpens the choice. `python tools/bench_grounding.py --guidance 2`: nearest the named sphere
+80 % (67 % without; 80 % at scale 3 too), the plan's end 3.5 cm from it (5.0). Closed loop with
+`action-images eval … --guidance-scale 2` (new; two passes per generation): reach **52 % [39, 65]** (38 % without), push
+and pick_place 0 %; of the 24 reach failures 4 stopped between 3 and 4 cm and 16 never came within 6 cm. The open-loop
+protocol with guidance: reach 40 % [28, 54] (32 % without); here replanning every 3 steps beats every 12.
 
 *The joint canvas (sim_cpu's default) with the decision weighted up* (episode-balanced, shift 3, readout at ≥ 0.5,
 pooled text; mode mix joint 70 / v2a 15 / a2v 10 / video 5 %; 55 minutes, 6,081 steps at 0.43 s/step): joint final
