@@ -5,9 +5,9 @@ measured end-effector pose (`observation.state`) and the commanded absolute targ
 tasks can go into one dataset. Worker processes simulate in parallel; the parent writes, atomically.
 Only successful demonstrations are kept; a failed seed is replaced by the next one. A demonstration does
 not stop at the first successful frame (the edge of the task's tolerance, where the environment
-terminates) but lets the expert finish the phase it is in — reach the sphere's centre, push the cube onto
-the goal's centre — for up to `settle` more steps, as long as the task stays successful: a policy that
-imitates demonstrations ending on the tolerance boundary stalls just outside it.
+terminates) but lets the expert finish the phase it is in (reach: come within 1 cm of the sphere's
+centre) for up to `settle` more steps, as long as the task stays successful: a policy that imitates
+demonstrations ending on the tolerance boundary stalls just outside it.
 """
 
 from __future__ import annotations

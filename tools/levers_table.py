@@ -196,8 +196,8 @@ as well — each step costs 1.6× and most of the canvas is RGB to draw — so `
 repeating the first frame is exact) scored 100 dB and made the repeat baseline 21.4 dB. Pooled over all held-out
 pixels (`tools/bench_model.py` now), repeating scores 16.3 dB and the models beat it: the joint run above by 1.4 dB at
 1 Euler step (17.7 dB; 16.2 at 10 steps: fewer steps land nearer the posterior mean, blurrier and closer in PSNR),
-session 4's mixed model by 1.3 dB at 2 steps. The target is +3 dB; the 1-step samples are blurry and lose the 2-px
-cubes (the transformer's 128-wide tokens must redraw 384 pixel values each), so predicting RGB as the change from the
+session 4's mixed model by 1.5 dB at 1 step (`a2v_psnr_db_*_steps` in the two JSON files). The target is +3 dB; the 1-step samples are blurry and lose the 2-px
+cubes (looked at by hand on one held-out batch, not kept) (the transformer's 128-wide tokens must redraw 384 pixel values each), so predicting RGB as the change from the
 first frame (`model.predict_change [rgb]`, which copies static content exactly) is the lever to measure next."""
 
 
@@ -270,8 +270,10 @@ clips: no motion {first['baseline_no_motion_final_pos_err_cm']:.1f} cm, mean tra
 The a2v column changed its measure in session 7: rows measured before then averaged per-clip PSNRs, which let the clips
 past an episode's end (nothing moves, so repeating the first frame scores 100 dB) inflate the "repeat" baseline to
 21.4 dB; from session 7 both figures are the PSNR of all held-out pixels pooled (repeat: 16.3 dB on these clips), so
-older rows' "4 dB below repeat" was the metric's, not the model's. Re-measured that way, the mixed model of session 4
-(`runs/mix_3000`, on a quarter of the clips) scores 17.6 dB at 2 Euler steps and 16.5 at 10, against 16.3 for repeating.
+older rows' "4 dB below repeat" was the metric's, not the model's. The mixed model of session 4 was re-measured that way
+in session 7 (`python tools/bench_model.py --run runs/mix_3000 --config configs/sim_cpu.yaml --results model_mix_3000`; its
+other figures came out unchanged): 16.4 dB at 10 Euler steps against 16.1 for repeating, and on the step sweep's quarter of
+the clips 17.9 / 17.7 / 16.7 dB at 1 / 2 / 10 steps against 16.3.
 
 At equal minutes on 2 cores the wider model takes 2.5× longer per step and ends worse: steps matter more than
 width at this budget. Predicting RGB as the change from the first frame starts the model at the "repeat the first
