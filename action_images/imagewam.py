@@ -883,7 +883,8 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         attending in each layer to the cached prefix keys/values and to its own."""
         self._check_cache(cache, action.shape[0])
         self._check_action(action, action.shape[0])
-        return self._expert_velocity(self._expert_context(cache, action.shape[1]), action, timestep)
+        conditioning = self._expert_conditioning(self._timesteps(timestep, action.shape[0], action.device)[None])
+        return self._expert_velocity(self._expert_context(cache, action.shape[1]), action, conditioning[0])
 
     def _expert_context(self, cache: ImageWAMCache, n_action: int) -> dict:
         """What every Euler step of the expert reads unchanged: the attention mask, the chunk's rotary
@@ -901,11 +902,19 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
             "prefix": [(k.transpose(1, 2), v.transpose(1, 2)) for k, v in layers],
         }
 
-    def _expert_velocity(self, context: dict, action: Tensor, timestep: Tensor | float) -> Tensor:
+    def _expert_conditioning(self, timesteps: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per step of (steps, B) timesteps: the expert's time embedding and its double / single
+        modulations, computed for all steps in one batch (they do not depend on the actions)."""
         expert = self.action_expert
-        batch, dtype = action.shape[0], expert.action_encoder.weight.dtype
-        temb = expert.embed_time(self._timesteps(timestep, batch, action.device).to(dtype))
+        steps, batch = timesteps.shape
+        temb = expert.embed_time(timesteps.flatten().to(expert.action_encoder.weight.dtype))
         mod_double, mod_single = expert.double_stream_modulation_img(temb), expert.single_stream_modulation(temb)
+        return list(zip(temb.split(batch), mod_double.split(batch), mod_single.split(batch)))
+
+    def _expert_velocity(self, context: dict, action: Tensor, conditioning: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        expert = self.action_expert
+        dtype = expert.action_encoder.weight.dtype
+        temb, mod_double, mod_single = conditioning
         rotary, prefix, mask = context["rotary"], context["prefix"], context["mask"]
 
         def attend(index: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -942,8 +951,9 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         sigmas = shift_timesteps(torch.linspace(1.0, 0.0, num_steps + 1), self.config.action_shift).tolist()
         self._check_cache(cache, shape[0])
         context = self._expert_context(cache, shape[1])  # read once, used by every step
-        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-            x = x + (sigma_next - sigma) * self._expert_velocity(context, x, sigma).to(x.dtype)
+        conditioning = self._expert_conditioning(torch.tensor(sigmas[:-1], device=device)[:, None].expand(-1, shape[0]))
+        for sigma, sigma_next, step in zip(sigmas[:-1], sigmas[1:], conditioning):
+            x = x + (sigma_next - sigma) * self._expert_velocity(context, x, step).to(x.dtype)
         return x
 
     def sample_target(

@@ -63,6 +63,10 @@ def main() -> None:
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     parser.add_argument("--reuse-success", action="store_true",
                         help="re-measure latency and FLOPs only; read the success tables an earlier run wrote under --out")
+    parser.add_argument("--costs-only", action="store_true",
+                        help="measure latency and FLOPs only, no success, into benchmarks/results/imagewam_costs.json (or "
+                             "--results) and BENCHMARKS.md's 'imagewam_costs' section; neither depends on the weights, so "
+                             "runs of a few steps with the configs' architectures do")
     args = parser.parse_args()
     console = Console()
     torch.manual_seed(0)
@@ -87,13 +91,20 @@ def main() -> None:
     for key, (seconds, gflops) in step_costs(policies, observation, args.repeats).items():
         figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = seconds, gflops
         console.print(f"{labels[key]}: {seconds:.4f} s, {gflops:.3f} GFLOPs per chunk")
-        if key != "actionimages_policy":
+        if key != "actionimages_policy" and not args.costs_only:
             figures[f"train_minutes_{key}"] = run_minutes(runs[key][0])
     for key in runs:
         figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
         figures[f"flops_ratio_{key}_vs_joint"] = figures[f"gflops_per_chunk_{key}"] / figures["gflops_per_chunk_actionimages"]
     figures["latency_ratio_vs_joint"] = figures["latency_ratio_imagewam_vs_joint"]
     figures["flops_ratio_vs_joint"] = figures["flops_ratio_imagewam_vs_joint"]
+    if args.costs_only:
+        del figures["episodes_per_task"], figures["replan_every"]
+        path = write_json(args.results or RESULTS / "imagewam_costs.json", figures)
+        console.print(f"wrote {path}")
+        if not args.no_markdown:
+            update_section("imagewam_costs", costs_section(args, figures, labels))
+        return
     figures["train_minutes"] = figures["train_minutes_imagewam"]
 
     tables = {}
@@ -117,12 +128,35 @@ def main() -> None:
         update_section("imagewam", section(args, tables, figures, labels))
 
 
-def section(args, tables: dict, figures: dict, labels: dict) -> str:
-    rows = [
-        f"| {label} | {figures.get(f'train_minutes_{key}', figures['train_minutes_actionimages']):.0f} | "
+def cost_rows(figures: dict, labels: dict) -> list[str]:
+    return [
         f"{figures[f'step_latency_s_{key}'] * 1000:.1f} ms ({figures[f'latency_ratio_{key}_vs_joint']:.2f}×) | "
         f"{figures[f'gflops_per_chunk_{key}']:.3f} ({figures[f'flops_ratio_{key}_vs_joint']:.2f}×) |"
-        for key, label in labels.items()
+        for key in labels
+    ]
+
+
+def costs_section(args, figures: dict, labels: dict) -> str:
+    rows = [f"| {label} | {row}" for label, row in zip(labels.values(), cost_rows(figures, labels))]
+    return f"""## Cost per control step: ImageWAM against Action Images
+
+Command: `python tools/bench_imagewam.py --costs-only --actionimages {args.actionimages} --imagewam {args.imagewam} \
+--nocache {args.nocache} --baseline {args.baseline} --steps {args.steps}`, on {machine_line()}. Results:
+`benchmarks/results/imagewam_costs.json`. One replanning control step on one live observation (views → one action
+chunk, {args.steps} sampling / Euler steps for every model; latency median of {args.repeats} interleaved rounds; FLOPs
+by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run. Cost does not depend on the weights:
+the runs only need the configs' architectures.
+
+| policy | latency per step | GFLOPs per chunk |
+|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
+def section(args, tables: dict, figures: dict, labels: dict) -> str:
+    rows = [
+        f"| {label} | {figures.get(f'train_minutes_{key}', figures['train_minutes_actionimages']):.0f} | {row}"
+        for (key, label), row in zip(labels.items(), cost_rows(figures, labels))
     ]
     return f"""## ImageWAM against Action Images
 
