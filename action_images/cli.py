@@ -104,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
     )
     from action_images.policy import ActionImagesPolicy
 
-    canvas = f"_{args.mode}" if isinstance(policy, ActionImagesPolicy) else ""  # a chunk policy has no canvas
+    canvas = f"_{policy.mode.value}" if isinstance(policy, ActionImagesPolicy) else ""  # a chunk policy has no canvas
     label = args.label or f"{type(policy).__name__}{canvas}_k{policy.replan_every}"
     args.cameras = policy.cameras
     config = EvalConfig(
@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--task", nargs="+", required=True, help="task name(s): reach, push, pick_place, stack, turn")
     evaluation.add_argument("--episodes", type=int, default=50, help="episodes per task (default: 50)")
     evaluation.add_argument("--replan-every", type=int, default=None, help="control steps per generation (default: the whole horizon, open loop)")
-    evaluation.add_argument("--mode", choices=["joint", "policy"], default="joint", help="canvas of the Action Images model (default: joint)")
+    evaluation.add_argument("--mode", choices=["joint", "policy"], default=None,
+                            help="canvas of the Action Images model (default: the one it was trained on)")
     evaluation.add_argument("--camera-jitter", type=float, default=0.0, help="random camera displacement, metres (default: 0; > 0 tests unseen placements)")
     evaluation.add_argument("--cameras", nargs="+", default=None, help="the model's cameras (default: those it was trained on)")
     evaluation.add_argument("--seed", type=int, default=100_000, help="first episode seed (default: 100000, unseen by collect)")

@@ -77,11 +77,13 @@ def checkpoint_clip(checkpoint: dict) -> dict:
     return {key: data[key] for key in (*CLIP_KEYS, "cameras") if data.get(key) is not None}
 
 
-def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", replan_every: int | None = None, steps: int = 10,
+def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
                 guidance_scale: float = 1.0, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
     baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
-    an error). The clip shape comes from the checkpoint unless given (None = from it)."""
+    an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
+    canvas (`mode` None = the one it was trained on; a model trained on the policy canvas alone never
+    learned to draw RGB, so asking it for `joint` is an error)."""
     from action_images.pipeline import ActionImagesPipeline
     from action_images.policy import ActionImagesPolicy, ChunkPolicy, chunk_module_class
 
@@ -104,6 +106,11 @@ def load_policy(path: str | Path, cameras: list[str], mode: str = "joint", repla
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
             return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
+    trained = pipeline.model.hparams.get("canvas", "joint")
+    mode = mode or trained
+    if trained == "policy" and mode == "joint":
+        raise ValueError(f"{path} was trained on the policy canvas only (action images, no RGB): it cannot generate the joint canvas; "
+                         "evaluate it with mode 'policy'")
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
         mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale,

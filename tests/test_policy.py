@@ -10,6 +10,7 @@ import torch
 from synthetic_data import write_synthetic_dataset
 from test_module import data_module, tiny_module
 
+from action_images.canvas import Mode
 from action_images.cli import main
 from action_images.evaluate import EvalConfig, evaluate, instruction_following, load_policy, run_episode, success_markdown, training_clip, wilson_interval
 from action_images.policy import ActionImagesPolicy, fill_unconfident, waypoints_to_targets
@@ -152,3 +153,13 @@ def test_evaluate_records_every_episode(checkpoint):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_policy(tmp_path / "nothing.ckpt", cameras=CAMERAS)
+
+
+def test_the_canvas_defaults_to_the_one_the_model_was_trained_on(checkpoint, tmp_path):
+    assert load_policy(checkpoint, cameras=CAMERAS).mode is Mode.JOINT
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    stored["hyper_parameters"]["canvas"] = "policy"  # the same weights, as if trained on the policy canvas alone
+    torch.save(stored, tmp_path / "policy_canvas.ckpt")
+    assert load_policy(tmp_path / "policy_canvas.ckpt", cameras=CAMERAS).mode is Mode.POLICY
+    with pytest.raises(ValueError, match="trained on the policy canvas only"):
+        load_policy(tmp_path / "policy_canvas.ckpt", cameras=CAMERAS, mode="joint")
