@@ -96,11 +96,11 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from action_images.evaluate import EvalConfig, evaluate, success_markdown, load_policy
+    from action_images.evaluate import EvalConfig, evaluate, load_policy, resolve_device, success_markdown
 
     policy = load_policy(
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
-        mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale,
+        mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale, device=resolve_device(args.device),
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--guidance-scale", type=float, default=1.0,
                             help="classifier-free guidance of an Action Images model on its instruction (default: 1, none; "
                                  "each generation then costs two passes)")
+    evaluation.add_argument("--device", default="auto",
+                            help="where the model runs: cpu, cuda, cuda:1 … (default: auto, the first GPU if there is one; the simulator always runs on the CPU)")
     evaluation.set_defaults(run=_eval)
     return parser
 

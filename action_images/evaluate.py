@@ -77,13 +77,24 @@ def checkpoint_clip(checkpoint: dict) -> dict:
     return {key: data[key] for key in (*CLIP_KEYS, "cameras") if data.get(key) is not None}
 
 
+def resolve_device(name: str) -> torch.device:
+    """"auto" → the first GPU if torch sees one, else the CPU; any other name as torch spells it, checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch {torch.__version__} sees no GPU here (use --device cpu)")
+    return device
+
+
 def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
-                guidance_scale: float = 1.0, **clip) -> Policy:
+                guidance_scale: float = 1.0, device: str | torch.device = "cpu", **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
     baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
     an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
     canvas (`mode` None = the one it was trained on; a model trained on the policy canvas alone never
-    learned to draw RGB, so asking it for `joint` is an error)."""
+    learned to draw RGB, so asking it for `joint` is an error). The model runs on `device`; observations
+    and actions stay on the CPU."""
     from action_images.pipeline import ActionImagesPipeline
     from action_images.policy import ActionImagesPolicy, ChunkPolicy, chunk_module_class
 
@@ -103,9 +114,10 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
         if module_class is not None:
             if guidance_scale != 1.0:
                 raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance")
-            module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+            module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
             return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
+    pipeline.model.to(device)
     trained = pipeline.model.hparams.get("canvas", "joint")
     mode = mode or trained
     if trained == "policy" and mode == "joint":

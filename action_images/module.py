@@ -190,8 +190,9 @@ class ActionImagesModule(TrainingModule):
 
     def conditioning(self, batch: dict, layout: CanvasLayout, latent_size: tuple[int, int], prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = batch["rgb"].shape[-2:]
-        cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
-        plucker = canvas_plucker(layout, cameras, *latent_size, temporal_factor=self.codec.temporal_factor)
+        with torch.autocast(self.device.type, enabled=False):  # camera geometry in fp32, also under mixed precision
+            cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
+            plucker = canvas_plucker(layout, cameras, *latent_size, temporal_factor=self.codec.temporal_factor)
         text, _ = self.text_encoder(prompts)
         return plucker.to(self.device), text.to(self.device)
 
@@ -275,7 +276,8 @@ class ActionImagesModule(TrainingModule):
         latent_size = clean.shape[-2:]
         patch_t, tokens_per_frame = self.token_layout(layout, latent_size)
 
-        prompts = [p if torch.rand(1, generator=generator).item() >= self.hparams.text_dropout else "" for p in batch["instruction"]]
+        draw_on = generator.device if generator is not None else None  # where the generator lives (a GPU's in validation)
+        prompts = [p if torch.rand(1, generator=generator, device=draw_on).item() >= self.hparams.text_dropout else "" for p in batch["instruction"]]
         plucker, text = self.conditioning(batch, layout, latent_size, prompts)
 
         t = sample_timesteps(len(modes), self.hparams.timestep_shift, generator, device=clean.device)
@@ -330,11 +332,14 @@ class ActionImagesModule(TrainingModule):
         loss, _, readout = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))
         self.log_readout("val", readout, len(modes))
-        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool)
+        has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool).cpu()
         if has_actions.any():  # what control sees: the generated future, decoded (comparable with the chunk models' curve)
             generated = self.generate(batch, control, generator=torch.Generator(device=self.device).manual_seed(batch_index))
             height, width = batch["rgb"].shape[-2:]
-            decoded = decode_action_images(generated["action_images"].cpu(), Cameras(batch["intrinsics"].cpu(), batch["extrinsics"].cpu(), height, width))
+            with torch.autocast("cpu", enabled=False):  # the decoder's geometry in fp32 (it runs on the CPU)
+                decoded = decode_action_images(
+                    generated["action_images"].float().cpu(), Cameras(batch["intrinsics"].cpu(), batch["extrinsics"].cpu(), height, width)
+                )
             error = (decoded.positions[:, 1:] - batch["positions"][:, 1:].cpu()).norm(dim=-1)[has_actions]  # metres, (B, T − 1)
             decodable = torch.isfinite(error)
             if decodable.any():  # the mean is the chunk models' measure; the median is robust to a few wild decodes
@@ -368,7 +373,9 @@ class ActionImagesModule(TrainingModule):
         scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift) if scheduler is None else scheduler
         scheduler.set_timesteps(steps, device=clean.device)
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
-        x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=clean.device))
+        # Noise is drawn where the generator lives, so a CPU generator gives the same sample on any device.
+        noise_device = generator.device if generator is not None else clean.device
+        x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=noise_device).to(clean.device))
         camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once
         for timestep in scheduler.timesteps:
             sigma = (timestep / TIMESTEP_SCALE).expand(len(x))

@@ -124,7 +124,7 @@ class ActionImagesPolicy:
             num_inference_steps=self.steps, guidance_scale=self.guidance_scale, generator=self.generator,
         )
         self.generations += 1
-        self.imagined = {"rgb": out.rgb[0], "action_images": out.action_images[0]}
+        self.imagined = {"rgb": out.rgb[0].cpu(), "action_images": out.action_images[0].cpu()}
         decoded = out.decoded
         confident = decoded.confidence[0] & torch.isfinite(decoded.positions[0]).all(-1) & torch.isfinite(decoded.rotations[0]).flatten(1).all(-1)
         now = pose_from_vector(views.pose[None], RotationFormat.QUAT_XYZW)
@@ -203,7 +203,10 @@ class ChunkPolicy:
         """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
         views = observation_views(observation, self.cameras, self.module.hparams.image_size)
         views.pose = with_gripper_command(views.pose, self.gripper_command)
-        chunk = self.module.predict_chunk(views.rgb[None], views.pose[None], [views.instruction], generator=self.generator, steps=self.sample_steps)
+        device = self.module.device
+        chunk = self.module.predict_chunk(
+            views.rgb[None].to(device), views.pose[None].to(device), [views.instruction], generator=self.generator, steps=self.sample_steps
+        )
         return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
 
     def select_action(self, observation: dict) -> np.ndarray:

@@ -27,7 +27,9 @@ def check_rotation_matrix(name: str, matrix: torch.Tensor, tolerance: float = RI
     check_finite(name, matrix)
     check_trailing_shape(name, matrix, (3, 3))
     eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
-    orthogonality = (matrix.transpose(-1, -2) @ matrix - eye).abs().amax() if matrix.numel() else 0.0
+    # RᵀR as products and sums, not a matmul, so an enclosing autocast cannot round it to bf16.
+    gram = (matrix[..., :, :, None] * matrix[..., :, None, :]).sum(-3)
+    orthogonality = (gram - eye).abs().amax() if matrix.numel() else 0.0
     if orthogonality > tolerance:
         raise ValueError(f"{name} is not orthonormal (max |RᵀR − I| = {float(orthogonality):.3g})")
     # det = (c0 × c1) · c2, much cheaper than torch.linalg.det on many tiny matrices.

@@ -12,7 +12,9 @@ from test_module import data_module, tiny_module
 
 from action_images.canvas import Mode
 from action_images.cli import main
-from action_images.evaluate import EvalConfig, evaluate, instruction_following, load_policy, run_episode, success_markdown, training_clip, wilson_interval
+from action_images.evaluate import (
+    EvalConfig, evaluate, instruction_following, load_policy, resolve_device, run_episode, success_markdown, training_clip, wilson_interval,
+)
 from action_images.policy import ActionImagesPolicy, fill_unconfident, waypoints_to_targets
 from action_images.sim import make_env
 from action_images.sim.experts import make_expert
@@ -163,3 +165,12 @@ def test_the_canvas_defaults_to_the_one_the_model_was_trained_on(checkpoint, tmp
     assert load_policy(tmp_path / "policy_canvas.ckpt", cameras=CAMERAS).mode is Mode.POLICY
     with pytest.raises(ValueError, match="trained on the policy canvas only"):
         load_policy(tmp_path / "policy_canvas.ckpt", cameras=CAMERAS, mode="joint")
+
+
+def test_the_device_is_resolved_and_a_missing_gpu_is_a_clear_error(checkpoint, monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="sees no GPU"):
+        resolve_device("cuda")
+    assert load_policy(checkpoint, cameras=CAMERAS, device="cpu").pipeline.model.device == torch.device("cpu")

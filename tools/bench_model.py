@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.canvas import Mode  # noqa: E402
-from action_images.evaluate import CLIP_KEYS, checkpoint_clip  # noqa: E402
+from action_images.evaluate import CLIP_KEYS, checkpoint_clip, resolve_device  # noqa: E402
 from action_images.module import ActionImagesModule  # noqa: E402
 from datamodules.datamodule import RobotDataModule  # noqa: E402
 from rendering.cameras import Cameras  # noqa: E402
@@ -77,9 +77,10 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
     collected: dict[str, list[torch.Tensor]] = {}
 
     def add(key: str, value: torch.Tensor) -> None:
-        collected.setdefault(key, []).append(value.detach().flatten().float())
+        collected.setdefault(key, []).append(value.detach().flatten().float().cpu())
 
     for index, batch in enumerate(track(batches, description="held-out clips", transient=True)):
+        on_model = to_device(batch, model.device)  # the model generates there; the decoder and figures stay on the CPU
         generator = torch.Generator().manual_seed(index)
         height, width = batch["rgb"].shape[-2:]
         cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
@@ -91,7 +92,7 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
 
         for mode in (m for m in (Mode.JOINT, Mode.POLICY) if m in modes):  # control: predict the future
             name = mode.value
-            decoded = decode_action_images(model.generate(batch, mode, steps=steps, generator=generator)["action_images"], cameras)
+            decoded = decode_action_images(model.generate(on_model, mode, steps=steps, generator=generator)["action_images"].cpu(), cameras)
             add(f"{name}_pos_cm", (decoded.positions[:, -1] - final).norm(dim=-1) * 100)
             add(f"{name}_rot_deg", torch.rad2deg(geodesic_angle(decoded.rotations[:, -1], batch["rotations"][:, -1])))
             add(f"{name}_gripper", decoded.gripper_open[:, -1] == (batch["gripper"][:, -1] > 0.5))
@@ -100,16 +101,16 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
                 add(f"frame{frame}_{name}_pos_cm", (decoded.positions[:, frame] - batch["positions"][:, frame]).norm(dim=-1) * 100)
 
         if Mode.V2A in modes:
-            v2a = model.generate(batch, Mode.V2A, steps=steps, generator=generator)
-            labelled = decode_action_images(v2a["action_images"], cameras)
+            v2a = model.generate(on_model, Mode.V2A, steps=steps, generator=generator)
+            labelled = decode_action_images(v2a["action_images"].cpu(), cameras)
             v2a_cm = (labelled.positions - batch["positions"]).norm(dim=-1) * 100
             add("v2a_pos_cm", v2a_cm[:, 1:])
             for frame in range(1, v2a_cm.shape[1]):
                 add(f"frame{frame}_v2a_pos_cm", v2a_cm[:, frame])
 
         if Mode.A2V in modes:
-            a2v = model.generate(batch, Mode.A2V, steps=steps, generator=generator)
-            future, truth = a2v["rgb"][:, :, 1:], batch["rgb"][:, :, 1:]
+            a2v = model.generate(on_model, Mode.A2V, steps=steps, generator=generator)
+            future, truth = a2v["rgb"][:, :, 1:].cpu(), batch["rgb"][:, :, 1:]
             add("a2v_mse", (future - truth).square().flatten(3).mean(3))
             add("repeat_mse", (batch["rgb"][:, :, :1] - truth).square().flatten(3).mean(3))
 
@@ -140,9 +141,14 @@ def mean_training_displacement(data: RobotDataModule, limit: int = 2000) -> torc
     return torch.from_numpy(np.mean(moves, 0)).float()
 
 
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
 def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[str, float]:
     from tools.bench_data import training_step_seconds
 
+    batch = to_device(batch, model.device)
     figures: dict[str, float] = {"train_step_s": training_step_seconds(model, batch)}
     figures["train_samples_per_s"] = data_batch_size / figures["train_step_s"]
     model.eval()
@@ -157,6 +163,8 @@ def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[
         for steps in (1, 2, 3, 5, 10, 20):
             figures[f"sample_latency_s_{mode.value}_{steps}_steps"] = median_ms(lambda: model.generate(one, mode, steps=steps), repeats=3) / 1000
     figures["peak_memory_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if model.device.type == "cuda":
+        figures["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(model.device) / 2**30
     return figures
 
 
@@ -208,6 +216,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="Euler steps (default 10)")
     parser.add_argument("--results", default="model",
                         help="name of the results JSON in benchmarks/results (default: model; BENCHMARKS.md's model section is written only for it)")
+    parser.add_argument("--device", default="auto", help="where the model runs: cpu, cuda … (default: auto, the first GPU if there is one)")
     parser.add_argument("--step-sweep", type=int, nargs="*", default=[1, 2, 3, 5, 10],
                         help="also measure every generating mode's figure (final-position error, v2a error, a2v PSNR) at these Euler step counts, on a quarter of the clips")
     args = parser.parse_args()
@@ -223,9 +232,9 @@ def main() -> None:
     data_config = {**yaml.safe_load(args.config.read_text())["data"], **{k: trained_clip[k] for k in CLIP_KEYS if k in trained_clip}}
     data = RobotDataModule(**{**data_config, "num_workers": 0})
     data.setup()
-    model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
-    metrics = latest(args.run, "**/metrics.csv")
-    train_minutes = (checkpoint.stat().st_mtime - (metrics.parent / "hparams.yaml").stat().st_mtime) / 60
+    model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval().to(resolve_device(args.device))
+    metrics = next(iter(sorted(args.run.glob("**/metrics.csv"))), None)  # absent when TensorBoard logged the run
+    train_minutes = (checkpoint.stat().st_mtime - (checkpoint.parents[1] / "hparams.yaml").stat().st_mtime) / 60
 
     batches = held_out_batches(data, args.every)
     modes = model.trained_modes
@@ -277,7 +286,8 @@ def main() -> None:
     if "a2v_psnr" in quality:
         figures["a2v_psnr_db"], figures["a2v_psnr_repeat_first_frame_db"] = quality["a2v_psnr"], quality["repeat_psnr"]
     write_results(args.results, figures)
-    training_curve(metrics, RESULTS / f"{args.results}_training_curve.png")
+    if metrics is not None:
+        training_curve(metrics, RESULTS / f"{args.results}_training_curve.png")
     samples = sorted((args.run / "samples").glob("step_*"))
     if samples:
         shutil.copytree(samples[-1], RESULTS / f"{args.results}_samples", dirs_exist_ok=True)

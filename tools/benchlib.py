@@ -67,20 +67,25 @@ def save_plot(figure, axis, out: Path, xlabel: str, ylabel: str) -> None:
 
 
 def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median milliseconds of `function()`; GPU work is waited for (kernels launch asynchronously)."""
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         function()
     times = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         function()
+        synchronize()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
 
 
 def machine_line() -> str:
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}{gpu}"
     )
 
 

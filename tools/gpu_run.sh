@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The GPU run (issue 5 item 8, issue 6 item 8): train `configs/sim_gpu.yaml` on one GPU, measure the
+# held-out figures and costs (`tools/bench_model.py --device cuda` → benchmarks/results/model_gpu.json),
+# then run the closed-loop evaluation of that model with the model on the GPU.
+#
+#   action-images collect --task reach push pick_place --episodes 100 --out data/sim --workers 2
+#   TRAIN_TIME=00:00:03:45 EPISODES=20 OUT=gpu_output bash tools/gpu_run.sh
+#
+# Everything runs against one deadline (DEADLINE seconds from the start, default 570) so that the
+# figures come back even when a lease is short: training stops at TRAIN_TIME, and each evaluation gets
+# what time is left. The three tasks are evaluated in parallel processes (the simulator runs on the CPU).
+# On a machine whose Python lacks this project's dependencies, `.device/site.tar.xz` (unpacked onto
+# PYTHONPATH) and `.device/*.deb` (OpenGL/EGL loaders for MuJoCo) are used when present.
+set -euo pipefail
+START=$(date +%s)
+DEADLINE=${DEADLINE:-570}
+TRAIN_TIME=${TRAIN_TIME:-00:00:03:45}
+EPISODES=${EPISODES:-20}
+OUT=${OUT:-gpu_output}
+DEVICE=${DEVICE:-cuda}
+FIT_ARGS=${FIT_ARGS:-}  # extra `fit` arguments, e.g. to try the script on a CPU
+RUN=runs/sim_gpu
+WORK=$(mktemp -d)  # logs and evaluation folders; $OUT receives a few files at the end
+mkdir -p "$OUT"
+left() { echo $((DEADLINE - ($(date +%s) - START))); }
+stage() { echo "=== $(($(date +%s) - START)) s: $*"; }
+
+collect_outputs() {  # whatever exists, also after a failure: at most 6 files
+    cp benchmarks/results/model_gpu.json benchmarks/results/model_gpu_training_curve.png "$OUT"/ 2>/dev/null || true
+    cp "$(ls -t $RUN/lightning_logs/*/metrics.csv 2>/dev/null | head -1)" "$OUT"/metrics.csv 2>/dev/null || true
+    for log in "$WORK"/*.log; do
+        if [ -f "$log" ]; then echo "##### $(basename "$log")"; tail -60 "$log"; fi
+    done > "$OUT/logs.txt"
+    python3 -c 'import json, pathlib, sys
+tables = {p.stem.removesuffix("_success"): json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("eval_*/*_success.json")}
+if tables:
+    pathlib.Path(sys.argv[2]).write_text(json.dumps(tables, indent=1))' "$WORK" "$OUT/eval_success.json" || true
+    video=$(ls "$WORK"/eval_reach/videos/*.mp4 2>/dev/null | head -1)
+    if [ -n "$video" ]; then cp "$video" "$OUT/reach_episode.mp4"; fi
+}
+trap collect_outputs EXIT
+
+if [ -f .device/site.tar.xz ] && ! python3 -c "import diffusers, mujoco, av" 2>/dev/null; then
+    stage "unpacking the carried packages"
+    for f in .device/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    mkdir -p /tmp/site && tar xJf .device/site.tar.xz -C /tmp/site
+    export PYTHONPATH=$PWD:/tmp/site
+fi
+export MUJOCO_GL=egl PYTHONUNBUFFERED=1
+vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json  # NVIDIA's EGL, where the driver is mounted there
+if [ -f $vendor ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor; fi
+AI="python3 -m action_images.cli"
+
+stage "preflight"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 -c '
+import torch, diffusers, lightning, mujoco, av
+from action_images.sim import make_env
+observation, _ = make_env("reach", image_size=64).reset(seed=0)
+print("torch", torch.__version__, "GPU", torch.cuda.is_available() and torch.cuda.get_device_name(), "| diffusers", diffusers.__version__,
+      "| lightning", lightning.__version__, "| mujoco", mujoco.__version__, "| rendered", {k: v.shape for k, v in observation["images"].items()})'
+
+stage "fit configs/sim_gpu.yaml for $TRAIN_TIME"
+# A checkpoint every 1000 steps rather than 250: with EMA weights and optimiser state one is 0.6 GB.
+$AI fit --config configs/sim_gpu.yaml --trainer.max_time "$TRAIN_TIME" --trainer.enable_progress_bar false \
+    --trainer.callbacks '[{class_path: action_images.callbacks.FinalStepCheckpoint, init_args: {save_last: true, every_n_train_steps: 1000}},
+                          {class_path: lightning.pytorch.callbacks.LearningRateMonitor, init_args: {logging_interval: step}}]' \
+    $FIT_ARGS > "$WORK/fit.log" 2>&1 \
+    || { tail -40 "$WORK/fit.log"; exit 1; }
+tail -5 "$WORK/fit.log"
+CKPT=$(ls -t $RUN/lightning_logs/*/checkpoints/last.ckpt | head -1)
+
+stage "held-out figures and costs on the GPU"
+timeout $(($(left) - 140)) python3 tools/bench_model.py --run $RUN --config configs/sim_gpu.yaml --results model_gpu --device "$DEVICE" \
+    --step-sweep 2 > "$WORK/bench_model.log" 2>&1 || { echo "bench_model failed or ran out of time:"; tail -30 "$WORK/bench_model.log"; }
+tail -3 "$WORK/bench_model.log"
+
+stage "closed-loop evaluation, $EPISODES episodes per task, replanning every 3 steps"
+budget=$(($(left) - 10))
+for task in reach push pick_place; do
+    OMP_NUM_THREADS=4 timeout "$budget" $AI eval --checkpoint "$CKPT" --task $task --episodes "$EPISODES" --replan-every 3 --steps 10 \
+        --device "$DEVICE" --videos 1 --label "sim_gpu_closed_$task" --out "$WORK/eval_$task" > "$WORK/eval_$task.log" 2>&1 &
+done
+wait || true
+for task in reach push pick_place; do tail -4 "$WORK/eval_$task.log"; done
+stage "done"
