@@ -1,4 +1,4 @@
-"""`make demo`: the whole job end to end on the embedded simulator, in about 30 minutes on 2 cores (28.8 measured).
+"""`make demo`: the whole job end to end on the embedded simulator, in about 20 minutes on 2 cores (19.3 measured, plus a minute of setup on a fresh clone).
 
     collect  → simulated demonstrations (reach, push, pick_place) as a LeRobot v3.0 dataset
     fit      → Action Images (configs/sim_cpu.yaml) through the Lightning CLI, on a short budget
