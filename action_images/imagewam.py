@@ -887,20 +887,31 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         return self._expert_velocity(self._expert_context(cache, action.shape[1]), action, conditioning[0])
 
     def _expert_context(self, cache: ImageWAMCache, n_action: int) -> dict:
-        """What every Euler step of the expert reads unchanged: the attention mask, the chunk's rotary
-        embedding and the cached prefix keys/values, laid out (B, heads, L, D) for attention once."""
+        """What every Euler step of the expert reads unchanged: the chunk's rotary embedding and, per
+        layer, key/value buffers (B, heads, prefix + chunk, D) holding the cached prefix, whose chunk
+        part each step overwrites — no concatenation per step. Keys every row can see need no mask:
+        padded text keys shared by the whole batch (always so for one observation) are dropped, and
+        the mask is kept only where rows differ."""
         batch, device = cache.batch_size, cache.key_valid.device
-        mask = torch.cat(
-            [cache.key_valid[:, None, :].expand(-1, n_action, -1), torch.ones(batch, n_action, n_action, dtype=torch.bool, device=device)],
-            dim=2,
-        )
+        valid = cache.key_valid
+        shared = valid.all(0)
+        keep = shared if bool((valid == shared).all()) else None  # the same keys valid in every row
         layers = [cache.kv.get_double(i).get() for i in range(self.num_double_layers)]
         layers += [cache.kv.get_single(i).get() for i in range(self.num_single_layers)]
-        return {
-            "mask": mask[:, None],
-            "rotary": self._rotary(action_ids(n_action, device)),
-            "prefix": [(k.transpose(1, 2), v.transpose(1, 2)) for k, v in layers],
-        }
+        buffers = []
+        for k, v in layers:
+            if keep is not None and not bool(keep.all()):
+                k, v = k[:, keep], v[:, keep]
+            prefix = k.shape[1]
+            k_all = k.new_empty(batch, k.shape[2], prefix + n_action, k.shape[3])
+            v_all = v.new_empty(batch, v.shape[2], prefix + n_action, v.shape[3])
+            k_all[:, :, :prefix], v_all[:, :, :prefix] = k.transpose(1, 2), v.transpose(1, 2)
+            buffers.append((k_all, v_all))
+        mask = None
+        if keep is None:
+            chunk_keys = torch.ones(batch, n_action, n_action, dtype=torch.bool, device=device)
+            mask = torch.cat([valid[:, None, :].expand(-1, n_action, -1), chunk_keys], dim=2)[:, None]
+        return {"mask": mask, "rotary": self._rotary(action_ids(n_action, device)), "kv": buffers}
 
     def _expert_conditioning(self, timesteps: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Per step of (steps, B) timesteps: the expert's time embedding and its double / single
@@ -915,12 +926,13 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         expert = self.action_expert
         dtype = expert.action_encoder.weight.dtype
         temb, mod_double, mod_single = conditioning
-        rotary, prefix, mask = context["rotary"], context["prefix"], context["mask"]
+        rotary, buffers, mask = context["rotary"], context["kv"], context["mask"]
 
         def attend(index: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            k_prefix, v_prefix = prefix[index]
-            q, k = _rope(q, rotary).transpose(1, 2), _rope(k, rotary).transpose(1, 2)
-            out = F.scaled_dot_product_attention(q, torch.cat([k_prefix, k], 2), torch.cat([v_prefix, v.transpose(1, 2)], 2), attn_mask=mask)
+            k_all, v_all = buffers[index]
+            chunk = k.shape[1]
+            k_all[:, :, -chunk:], v_all[:, :, -chunk:] = _rope(k, rotary).transpose(1, 2), v.transpose(1, 2)
+            out = F.scaled_dot_product_attention(_rope(q, rotary).transpose(1, 2), k_all, v_all, attn_mask=mask)
             return out.transpose(1, 2).flatten(2).to(q.dtype)
 
         act = expert.action_encoder(action.to(dtype))

@@ -144,6 +144,27 @@ def test_cached_action_path_equals_the_full_masked_forward(shared, edit_timestep
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("rows", ["one padded observation", "padding shared by the batch"])
+def test_cached_path_without_a_mask_where_every_row_sees_the_same_keys(rows):
+    """The expert drops padded text keys that no row can see and attends without a mask — exactly."""
+    model = make_model(edit_timestep=0.3)
+    inputs = make_inputs()
+    if rows == "one padded observation":
+        inputs = {k: v[:1] for k, v in inputs.items()}
+    else:
+        inputs["text_mask"][:, 3:] = False
+        inputs["text"] = inputs["text"] * inputs["text_mask"][..., None]
+    batch = inputs["action"].shape[0]
+    t_action = torch.tensor([0.25, 0.7])[:batch]
+    common = dict(text_mask=inputs["text_mask"], proprio=inputs["proprio"])
+    with torch.no_grad():
+        full = model(inputs["current"], GRID, inputs["text"], inputs["target"], torch.full((batch,), 0.3), inputs["action"], t_action, **common).action
+        cache = model.fill_cache(inputs["current"], GRID, inputs["text"], **common)
+        assert model._expert_context(cache, CHUNK)["mask"] is None
+        cached = model.action_velocity(cache, inputs["action"], t_action)
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
+
+
 def test_sampling_reads_only_the_cache():
     model = make_model()
     inputs = make_inputs()
