@@ -65,10 +65,15 @@ def test_viz_writes_video_and_sheet(collected, tmp_path):
 def test_interrupted_collect_leaves_no_dataset(tmp_path):
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [sys.executable, "-m", "action_images.cli", "collect", "--task", "pick_place", "--episodes", "50", "--out", str(out), "--image-size", "32"],
+        [sys.executable, "-m", "action_images.cli", "collect", "--task", "pick_place", "--episodes", "5000", "--out", str(out), "--image-size", "32"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    time.sleep(6)
+    # Interrupt once episodes are being written (the staging folder exists), however fast the machine is;
+    # 5000 episodes cannot finish first.
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     assert process.returncode != 0
