@@ -108,6 +108,10 @@ CLOSED_LOOP = [
     ("policy_3000s_decide_2_n50_open_cfg2.json", "the same model, guidance 2, 50 episodes per task, open loop (replanning every 12)", "policy"),
     ("policy_3000s_60_2_n50.json", "**run N**: the same recipe, 13,000 steps in 42 minutes (the 60-minute budget on session 9's machine), 2 steps, 50 episodes per task", "policy"),
     ("policy_3000s_60_2_n50_cfg2.json", "run N, classifier-free guidance 2, 50 episodes per task", "policy"),
+    ("policy_3000s_60_2_n50_cfg2_replan2.json", "run N, guidance 2, replanning every 2 (`reach` only)", "policy"),
+    ("policy_3000s_60_2_n50_cfg2_replan1.json", "run N, guidance 2, replanning every step (`reach` only)", "policy"),
+    ("policy_3000s_60_5_n50_cfg2.json", "run N, guidance 2, 5 Euler steps (`reach` only)", "policy"),
+    ("policy_3000s_60_2_n50_cfg3.json", "run N, guidance 3 (`reach` only)", "policy"),
 ]
 
 
@@ -187,7 +191,10 @@ at 0.19 s/step, so the 60-minute budget holds 13,000 steps; the schedule was siz
 failures end a median 2.9 cm from done. Push and pick_place stay at 0 %, their closest approach unchanged (15.7 and
 21 cm): more steps make the reach plans more precise and leave the cube tasks where they were. With guidance 2 the
 plans end nearest the named sphere 73 % of the time (run L 80 %; 10 scenes, so within noise of each other), 2.9 cm
-from it (3.5), and other sampling noise moves them 0.3 cm (0.9): the plans became more certain.
+from it (3.5), and other sampling noise moves them 0.3 cm (0.9): the plans became more certain. On `reach` alone, the
+cheap levers of the policy move nothing outside the intervals: replanning every 2 or every step 60 % and 62 %, 5
+Euler steps 56 %, guidance 3 66 % [52, 78] — replanning more often does not rescue the failures, which end on the
+wrong sphere or stall short of the right one.
 
 """
 
