@@ -193,8 +193,8 @@ failures end a median 2.9 cm from done. Push and pick_place stay at 0 %, their c
 plans end nearest the named sphere 73 % of the time (run L 80 %; 10 scenes, so within noise of each other), 2.9 cm
 from it (3.5), and other sampling noise moves them 0.3 cm (0.9): the plans became more certain. On `reach` alone, the
 cheap levers of the policy move nothing outside the intervals: replanning every 2 or every step 60 % and 62 %, 5
-Euler steps 56 %, guidance 3 66 % [52, 78] — replanning more often does not rescue the failures, which end on the
-wrong sphere or stall short of the right one.
+Euler steps 56 %, guidance 3 66 % [52, 78] — replanning more often does not rescue the failures (run L's failures
+were the wrong sphere or a stall short of the right one; run N's were not sorted this way).
 
 """
 
