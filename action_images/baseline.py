@@ -170,13 +170,6 @@ class BaselinePolicyModule(ChunkModule):
             self.log("val/position_error", error[has_actions].mean(), batch_size=int(has_actions.sum()))
 
     # --- sampling ---------------------------------------------------------------------------------
-    def noise_device(self, generator: torch.Generator | None) -> torch.device:
-        """Random numbers are drawn where the generator lives (the model's device without one)."""
-        return generator.device if generator is not None else self.device
-
-    def randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-        return torch.randn(shape, generator=generator, device=self.noise_device(generator)).to(self.device)
-
     @torch.inference_mode()
     def sample(self, rgb: Tensor, current: Tensor, instructions: list[str], generator: torch.Generator | None = None, steps: int | None = None) -> Tensor:
         """Euler integration of the flow from noise (t = 1) to a chunk (t = 0): (B, chunk, 10)."""

@@ -896,11 +896,12 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         valid = cache.key_valid
         shared = valid.all(0)
         keep = shared if bool((valid == shared).all()) else None  # the same keys valid in every row
+        drop_padding = keep is not None and not bool(keep.all())
         layers = [cache.kv.get_double(i).get() for i in range(self.num_double_layers)]
         layers += [cache.kv.get_single(i).get() for i in range(self.num_single_layers)]
         buffers = []
         for k, v in layers:
-            if keep is not None and not bool(keep.all()):
+            if drop_padding:
                 k, v = k[:, keep], v[:, keep]
             prefix = k.shape[1]
             k_all = k.new_empty(batch, k.shape[2], prefix + n_action, k.shape[3])

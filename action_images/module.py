@@ -373,9 +373,7 @@ class ActionImagesModule(TrainingModule):
         scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift) if scheduler is None else scheduler
         scheduler.set_timesteps(steps, device=clean.device)
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
-        # Noise is drawn where the generator lives, so a CPU generator gives the same sample on any device.
-        noise_device = generator.device if generator is not None else clean.device
-        x = torch.where(given, clean, torch.randn(clean.shape, generator=generator, device=noise_device).to(clean.device))
+        x = torch.where(given, clean, self.randn(clean.shape, generator))
         camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once
         for timestep in scheduler.timesteps:
             sigma = (timestep / TIMESTEP_SCALE).expand(len(x))

@@ -34,6 +34,14 @@ def stats_from_checkpoint(checkpoint: dict) -> dict[str, dict[str, Tensor]]:
 class TrainingModule(L.LightningModule):
     normalization_stats: dict[str, dict[str, Tensor]] | None = None
 
+    def noise_device(self, generator: torch.Generator | None) -> torch.device:
+        """Random numbers are drawn where the generator lives (the model's device without one), so a
+        CPU generator gives the same sample on any device."""
+        return generator.device if generator is not None else self.device
+
+    def randn(self, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+        return torch.randn(shape, generator=generator, device=self.noise_device(generator)).to(self.device)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["normalization_stats"] = stats_to_checkpoint(self.normalization_stats)
         # The random state drives modes, timesteps and noise: with it, a resumed run is the same run.

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from rich.console import Console
 from rich.progress import track
 from torch.utils.flop_counter import FlopCounterMode
@@ -48,11 +49,11 @@ from tools.benchlib import RESULTS, machine_line, markdown_table, median_ms, met
 EVAL_BATCH = 8
 
 
-def latest(run: Path, pattern: str) -> Path:
+def latest(run: Path, pattern: str, required: bool = True) -> Path | None:
     found = sorted(run.glob(pattern), key=lambda p: p.stat().st_mtime)
-    if not found:
+    if not found and required:
         raise FileNotFoundError(f"{run}: nothing matches {pattern}")
-    return found[-1]
+    return found[-1] if found else None
 
 
 def held_out_batches(data: RobotDataModule, every: int) -> list[dict]:
@@ -80,7 +81,7 @@ def evaluate(model: ActionImagesModule, batches: list[dict], mean_displacement: 
         collected.setdefault(key, []).append(value.detach().flatten().float().cpu())
 
     for index, batch in enumerate(track(batches, description="held-out clips", transient=True)):
-        on_model = to_device(batch, model.device)  # the model generates there; the decoder and figures stay on the CPU
+        on_model = move_data_to_device(batch, model.device)  # the model generates there; the decoder and figures stay on the CPU
         generator = torch.Generator().manual_seed(index)
         height, width = batch["rgb"].shape[-2:]
         cameras = Cameras(batch["intrinsics"], batch["extrinsics"], height, width)
@@ -141,14 +142,10 @@ def mean_training_displacement(data: RobotDataModule, limit: int = 2000) -> torc
     return torch.from_numpy(np.mean(moves, 0)).float()
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
 def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[str, float]:
     from tools.bench_data import training_step_seconds
 
-    batch = to_device(batch, model.device)
+    batch = move_data_to_device(batch, model.device)
     figures: dict[str, float] = {"train_step_s": training_step_seconds(model, batch)}
     figures["train_samples_per_s"] = data_batch_size / figures["train_step_s"]
     model.eval()
@@ -233,7 +230,7 @@ def main() -> None:
     data = RobotDataModule(**{**data_config, "num_workers": 0})
     data.setup()
     model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval().to(resolve_device(args.device))
-    metrics = next(iter(sorted(args.run.glob("**/metrics.csv"))), None)  # absent when TensorBoard logged the run
+    metrics = latest(args.run, "**/metrics.csv", required=False)  # absent when TensorBoard logged the run
     train_minutes = (checkpoint.stat().st_mtime - (checkpoint.parents[1] / "hparams.yaml").stat().st_mtime) / 60
 
     batches = held_out_batches(data, args.every)
