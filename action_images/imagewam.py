@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import apply_rotary_emb
+from diffusers.models.attention import AttentionModuleMixin
 from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.models.transformers.transformer_flux2 import (
     Flux2Attention,
@@ -210,7 +210,21 @@ def action_ids(length: int, device=None) -> Tensor:
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return (1 + scale) * x + shift
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+def _rms(norm: nn.Module, x: Tensor) -> Tensor:
+    """diffusers' ``RMSNorm`` (the q/k norms) through torch's fused kernel: the same arithmetic (mean
+    of squares in fp32, weight applied after), without the module's Python path, which costs ~3× the
+    kernel on the few tokens of a control step."""
+    return F.rms_norm(x.to(norm.weight.dtype), (x.shape[-1],), norm.weight, norm.eps)
+
+
+def _projections(attn: nn.Module, fused: str, separate: tuple[str, str, str], h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """q, k, v from the fused linear ``fused`` (after ``fuse_qkv_projections``) or the three ``separate``."""
+    if getattr(attn, "fused_projections", False):
+        return getattr(attn, fused)(h).chunk(3, dim=-1)
+    return tuple(getattr(attn, name)(h) for name in separate)
 
 
 def _heads(x: Tensor, head_dim: int) -> Tensor:
@@ -222,9 +236,8 @@ def _image_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor
     (shift, scale, _), _ = Flux2Modulation.split(mod, 2)
     h = _modulate(block.norm1(x), shift, scale)
     attn = block.attn
-    q = attn.norm_q(_heads(attn.to_q(h), attn.head_dim))
-    k = attn.norm_k(_heads(attn.to_k(h), attn.head_dim))
-    return q, k, _heads(attn.to_v(h), attn.head_dim)
+    q, k, v = _projections(attn, "to_qkv", ("to_q", "to_k", "to_v"), h)
+    return _rms(attn.norm_q, _heads(q, attn.head_dim)), _rms(attn.norm_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim)
 
 
 def _image_post(block: nn.Module, x: Tensor, attended: Tensor, mod: Tensor) -> Tensor:
@@ -237,9 +250,8 @@ def _context_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tens
     (shift, scale, _), _ = Flux2Modulation.split(mod, 2)
     h = _modulate(block.norm1_context(x), shift, scale)
     attn = block.attn
-    q = attn.norm_added_q(_heads(attn.add_q_proj(h), attn.head_dim))
-    k = attn.norm_added_k(_heads(attn.add_k_proj(h), attn.head_dim))
-    return q, k, _heads(attn.add_v_proj(h), attn.head_dim)
+    q, k, v = _projections(attn, "to_added_qkv", ("add_q_proj", "add_k_proj", "add_v_proj"), h)
+    return _rms(attn.norm_added_q, _heads(q, attn.head_dim)), _rms(attn.norm_added_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim)
 
 
 def _context_post(block: nn.Module, x: Tensor, attended: Tensor, mod: Tensor) -> Tensor:
@@ -255,9 +267,7 @@ def _single_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tenso
     projected = attn.to_qkv_mlp_proj(_modulate(block.norm(x), shift, scale))
     qkv, mlp = projected.split([3 * attn.inner_dim, projected.shape[-1] - 3 * attn.inner_dim], dim=-1)
     q, k, v = qkv.chunk(3, dim=-1)
-    q = attn.norm_q(_heads(q, attn.head_dim))
-    k = attn.norm_k(_heads(k, attn.head_dim))
-    return q, k, _heads(v, attn.head_dim), mlp
+    return _rms(attn.norm_q, _heads(q, attn.head_dim)), _rms(attn.norm_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim), mlp
 
 
 def _single_post(block: nn.Module, x: Tensor, attended: Tensor, mlp: Tensor, mod: Tensor) -> Tensor:
@@ -265,8 +275,11 @@ def _single_post(block: nn.Module, x: Tensor, attended: Tensor, mlp: Tensor, mod
     return x + gate * block.attn.to_out(torch.cat([attended, block.attn.mlp_act_fn(mlp)], dim=-1))
 
 
-def _rope(x: Tensor, rotary: tuple[Tensor, Tensor]) -> Tensor:
-    return apply_rotary_emb(x, rotary, sequence_dim=1)
+def _rope(x: Tensor, rotary: Tensor) -> Tensor:
+    """Rotate (B, L, H, D) queries/keys by the complex rotary factors (L, D/2) of ``_rotary``: diffusers'
+    ``apply_rotary_emb`` (real pairs, interleaved) as one complex product."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(pairs * rotary[:, None]).flatten(-2).to(x.dtype)
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
@@ -581,6 +594,14 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
         )
         return model
 
+    def fuse_qkv_projections(self) -> None:
+        """For inference: every attention's q/k/v (and added q/k/v) projections as one linear each —
+        the same products in one matrix multiply, as diffusers' ``fuse_qkv_projections``. Training
+        updates the separate weights, so fuse only models that are done training (the policies do)."""
+        for module in self.modules():
+            if isinstance(module, AttentionModuleMixin) and module._supports_qkv_fusion:
+                module.fuse_projections()
+
     # ---- shapes and checks -----------------------------------------------------------------------
 
     @property
@@ -640,8 +661,11 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
     def _backbone_temb(self, t: Tensor, dtype: torch.dtype) -> Tensor:
         return self.backbone.time_guidance_embed(t.to(dtype) * 1000.0, None)
 
-    def _rotary(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        return self.backbone.pos_embed(ids)
+    def _rotary(self, ids: Tensor) -> Tensor:
+        """The backbone's own rotary embedding of (L, 4) position ids, as complex factors (L, D/2):
+        ``pos_embed`` gives cos and sin repeated for each (real, imaginary) pair."""
+        cos, sin = self.backbone.pos_embed(ids)
+        return torch.complex(cos[:, ::2].float(), sin[:, ::2].float())
 
     # ---- the full masked forward (training) ---------------------------------------------------------
 

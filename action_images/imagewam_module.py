@@ -169,6 +169,10 @@ class ImageWAMModule(ChunkModule):
         actions = self.model.sample_actions(cache, steps or self.hparams.sample_steps, generator)
         return self.absolute_chunk(actions, current)
 
+    def fuse_qkv_projections(self) -> None:
+        """For inference (the policy calls it): see `ImageWAMTransformer.fuse_qkv_projections`."""
+        self.model.transformer.fuse_qkv_projections()
+
     @torch.inference_mode()
     def edited_target(
         self, rgb: Tensor, pose: Tensor, instructions: list[str], steps: int = 20, generator: torch.Generator | None = None

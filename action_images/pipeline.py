@@ -58,12 +58,20 @@ class ActionImagesPipeline(DiffusionPipeline):
         super().__init__()
         self.model, self.scheduler = model.eval(), scheduler  # the model is no diffusers component: kept as an attribute
 
+    def fuse_qkv_projections(self) -> None:
+        """For inference: each attention's q/k/v projections as one linear (diffusers'
+        `fuse_qkv_projections`: the same products in one matrix multiply). The policies call it;
+        `save_pretrained` writes the separate projections only."""
+        self.model.transformer.wan.fuse_qkv_projections()
+
     # --- files ------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | os.PathLike, **_) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "model.safetensors") as path:
-            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(path))
+            fused = (".to_qkv.", ".to_kv.", ".to_added_qkv.", ".to_added_kv.")  # inference copies of saved weights
+            weights = {k: v.contiguous() for k, v in self.model.state_dict().items() if not any(f in k for f in fused)}
+            save_file(weights, str(path))
         with atomic_path(folder / "config.json") as path:
             path.write_text(json.dumps(dict(self.model.hparams), indent=2, default=str))
         stats = self.model.normalization_stats or {}

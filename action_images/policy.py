@@ -87,6 +87,7 @@ class ActionImagesPolicy:
         if not 1 <= self.replan_every <= horizon:
             raise ValueError(f"replan_every must lie in [1, {horizon}] (the generated horizon), got {replan_every}")
         self.steps, self.guidance_scale, self.seed = steps, guidance_scale, seed
+        pipeline.fuse_qkv_projections()  # exact, and one matrix multiply instead of three per attention
         self.reset()
 
     @classmethod
@@ -180,6 +181,8 @@ class ChunkPolicy:
         if not 1 <= self.replan_every <= self.horizon:
             raise ValueError(f"replan_every must be in 1 … {self.horizon} (chunk {module.hparams.chunk} × stride {stride}), got {replan_every}")
         self.module = module.eval()
+        if hasattr(module, "fuse_qkv_projections"):  # ImageWAM's attentions; the baseline has none to fuse
+            module.fuse_qkv_projections()
         self.cameras, self.stride, self.sample_steps, self.seed = list(cameras), stride, sample_steps, seed
         self.reset()
 

@@ -176,6 +176,25 @@ def test_sampling_reads_only_the_cache():
     torch.testing.assert_close(first, second)
 
 
+def test_fused_projections_change_nothing_but_the_matrix_multiplies():
+    """What the policy runs (q/k/v fused per attention) gives the cache, the velocity and the sampled
+    chunk of the unfused model, and leaves the separate weights for training."""
+    model = make_model(edit_timestep=0.3)
+    inputs = make_inputs()
+    args = (inputs["current"], GRID, inputs["text"], inputs["text_mask"], inputs["proprio"])
+    with torch.no_grad():
+        cache = model.fill_cache(*args)
+        velocity = model.action_velocity(cache, inputs["action"], torch.tensor([0.25, 0.7]))
+        chunk = model.sample_actions(cache, num_steps=3, generator=torch.Generator().manual_seed(1))
+        model.fuse_qkv_projections()
+        fused = [m for m in model.modules() if getattr(m, "fused_projections", False)]
+        assert len(fused) == 2 * TINY["num_layers"]  # the backbone's double block and the expert's
+        cache_fused = model.fill_cache(*args)
+        torch.testing.assert_close(model.action_velocity(cache_fused, inputs["action"], torch.tensor([0.25, 0.7])), velocity, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(model.sample_actions(cache_fused, num_steps=3, generator=torch.Generator().manual_seed(1)), chunk, atol=1e-5, rtol=1e-4)
+    assert model.backbone.transformer_blocks[0].attn.to_q.weight.requires_grad
+
+
 def test_expert_starts_from_the_backbone():
     # Same width and MLP ratio as the backbone: the expert's image stream is the backbone's, copied.
     same = make_model(action_hidden_dim=32, action_mlp_ratio=3.0)

@@ -34,6 +34,27 @@ def test_export_save_and_load_round_trip(checkpoint, tmp_path):
     assert second.model.normalization_stats["action"]["mean"].shape == (8,)
 
 
+def test_fused_projections_generate_the_same_and_save_unfused(checkpoint, tmp_path):
+    """The policy's fused q/k/v projections are exact, and a fused pipeline saves the weights a
+    training checkpoint has (no fused copies)."""
+    path, batch = checkpoint
+    pipeline = ActionImagesPipeline.from_checkpoint(path)
+    cameras = Cameras(batch["intrinsics"], batch["extrinsics"], 16, 16)
+    poses = torch.cat([batch["positions"], torch.tensor([[1.0, 0, 0, 0]]).expand(*batch["positions"].shape[:2], 4), batch["gripper"][..., None]], -1)
+
+    def generate():
+        return pipeline(mode="joint", images=batch["rgb"], cameras=cameras, actions=poses, prompt=list(batch["instruction"]),
+                        num_inference_steps=2, generator=torch.Generator().manual_seed(0)).action_images
+
+    before = generate()
+    pipeline.fuse_qkv_projections()
+    assert any(getattr(m, "fused_projections", False) for m in pipeline.model.modules())
+    torch.testing.assert_close(generate(), before, atol=1e-5, rtol=1e-4)
+    pipeline.save_pretrained(tmp_path / "pipe")
+    loaded = ActionImagesPipeline.from_pretrained(tmp_path / "pipe")
+    assert set(loaded.model.state_dict()) == set(ActionImagesPipeline.from_checkpoint(path).model.state_dict())
+
+
 @pytest.mark.parametrize("mode", ["joint", "a2v", "v2a", "policy", "video"])
 def test_every_mode_generates_and_decodes(checkpoint, mode):
     path, batch = checkpoint
