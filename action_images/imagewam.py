@@ -213,17 +213,25 @@ def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return torch.addcmul(shift, x, 1 + scale)
 
 
-def _rms(norm: nn.Module, x: Tensor) -> Tensor:
-    """diffusers' ``RMSNorm`` (the q/k norms) through torch's fused kernel: the same arithmetic (mean
-    of squares in fp32, weight applied after), without the module's Python path, which costs ~3× the
-    kernel on the few tokens of a control step."""
-    return F.rms_norm(x.to(norm.weight.dtype), (x.shape[-1],), norm.weight, norm.eps)
+def _normed_qkv(q_norm: nn.Module, k_norm: nn.Module, qkv: Tensor | tuple[Tensor, Tensor, Tensor], head_dim: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Projected ``[q | k | v]`` (B, L, 3·H·D) — or q, k, v apart — → q, k, v (B, L, H, D) with
+    diffusers' q/k ``RMSNorm`` applied: both norms in one call of torch's fused kernel, weights after
+    (the same arithmetic; the modules' Python path costs ~3× the kernel on a control step's few tokens)."""
+    if isinstance(qkv, Tensor):
+        qkv = qkv.unflatten(-1, (3, -1, head_dim))  # (B, L, 3, H, D), a view
+        qk, v = qkv[:, :, :2], qkv[:, :, 2]
+    else:
+        qk, v = torch.stack([_heads(qkv[0], head_dim), _heads(qkv[1], head_dim)], dim=2), _heads(qkv[2], head_dim)
+    weight = torch.stack([q_norm.weight, k_norm.weight])[:, None]  # (2, 1, D)
+    qk = F.rms_norm(qk.to(weight.dtype), (head_dim,), None, q_norm.eps) * weight
+    return qk[:, :, 0], qk[:, :, 1], v
 
 
-def _projections(attn: nn.Module, fused: str, separate: tuple[str, str, str], h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """q, k, v from the fused linear ``fused`` (after ``fuse_qkv_projections``) or the three ``separate``."""
+def _projections(attn: nn.Module, fused: str, separate: tuple[str, str, str], h: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+    """``[q | k | v]`` from the fused linear ``fused`` (after ``fuse_qkv_projections``), or q, k, v from
+    the three ``separate`` ones."""
     if getattr(attn, "fused_projections", False):
-        return getattr(attn, fused)(h).chunk(3, dim=-1)
+        return getattr(attn, fused)(h)
     return tuple(getattr(attn, name)(h) for name in separate)
 
 
@@ -231,33 +239,43 @@ def _heads(x: Tensor, head_dim: int) -> Tensor:
     return x.unflatten(-1, (-1, head_dim))
 
 
+def _gated(x: Tensor, gate: Tensor, update: Tensor) -> Tensor:
+    return torch.addcmul(x, gate, update)
+
+
+def _out(attn: nn.Module, attended: Tensor) -> Tensor:
+    """A double block's output projection; its dropout only while training."""
+    out = attn.to_out[0](attended)
+    return attn.to_out[1](out) if attn.training else out
+
+
 def _image_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Queries, keys, values (B, L, H, D) of a double block's image stream (or the expert's block)."""
     (shift, scale, _), _ = Flux2Modulation.split(mod, 2)
     h = _modulate(block.norm1(x), shift, scale)
     attn = block.attn
-    q, k, v = _projections(attn, "to_qkv", ("to_q", "to_k", "to_v"), h)
-    return _rms(attn.norm_q, _heads(q, attn.head_dim)), _rms(attn.norm_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim)
+    qkv = _projections(attn, "to_qkv", ("to_q", "to_k", "to_v"), h)
+    return _normed_qkv(attn.norm_q, attn.norm_k, qkv, attn.head_dim)
 
 
 def _image_post(block: nn.Module, x: Tensor, attended: Tensor, mod: Tensor) -> Tensor:
     (_, _, gate), (shift, scale, gate_mlp) = Flux2Modulation.split(mod, 2)
-    x = x + gate * block.attn.to_out[1](block.attn.to_out[0](attended))
-    return x + gate_mlp * block.ff(_modulate(block.norm2(x), shift, scale))
+    x = _gated(x, gate, _out(block.attn, attended))
+    return _gated(x, gate_mlp, block.ff(_modulate(block.norm2(x), shift, scale)))
 
 
 def _context_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     (shift, scale, _), _ = Flux2Modulation.split(mod, 2)
     h = _modulate(block.norm1_context(x), shift, scale)
     attn = block.attn
-    q, k, v = _projections(attn, "to_added_qkv", ("add_q_proj", "add_k_proj", "add_v_proj"), h)
-    return _rms(attn.norm_added_q, _heads(q, attn.head_dim)), _rms(attn.norm_added_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim)
+    qkv = _projections(attn, "to_added_qkv", ("add_q_proj", "add_k_proj", "add_v_proj"), h)
+    return _normed_qkv(attn.norm_added_q, attn.norm_added_k, qkv, attn.head_dim)
 
 
 def _context_post(block: nn.Module, x: Tensor, attended: Tensor, mod: Tensor) -> Tensor:
     (_, _, gate), (shift, scale, gate_mlp) = Flux2Modulation.split(mod, 2)
-    x = x + gate * block.attn.to_add_out(attended)
-    return x + gate_mlp * block.ff_context(_modulate(block.norm2_context(x), shift, scale))
+    x = _gated(x, gate, block.attn.to_add_out(attended))
+    return _gated(x, gate_mlp, block.ff_context(_modulate(block.norm2_context(x), shift, scale)))
 
 
 def _single_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -266,20 +284,21 @@ def _single_qkv(block: nn.Module, x: Tensor, mod: Tensor) -> tuple[Tensor, Tenso
     attn = block.attn
     projected = attn.to_qkv_mlp_proj(_modulate(block.norm(x), shift, scale))
     qkv, mlp = projected.split([3 * attn.inner_dim, projected.shape[-1] - 3 * attn.inner_dim], dim=-1)
-    q, k, v = qkv.chunk(3, dim=-1)
-    return _rms(attn.norm_q, _heads(q, attn.head_dim)), _rms(attn.norm_k, _heads(k, attn.head_dim)), _heads(v, attn.head_dim), mlp
+    return (*_normed_qkv(attn.norm_q, attn.norm_k, qkv, attn.head_dim), mlp)
 
 
 def _single_post(block: nn.Module, x: Tensor, attended: Tensor, mlp: Tensor, mod: Tensor) -> Tensor:
     ((_, _, gate),) = Flux2Modulation.split(mod, 1)
-    return x + gate * block.attn.to_out(torch.cat([attended, block.attn.mlp_act_fn(mlp)], dim=-1))
+    return _gated(x, gate, block.attn.to_out(torch.cat([attended, block.attn.mlp_act_fn(mlp)], dim=-1)))
 
 
 def _rope(x: Tensor, rotary: Tensor) -> Tensor:
     """Rotate (B, L, H, D) queries/keys by the complex rotary factors (L, D/2) of ``_rotary``: diffusers'
     ``apply_rotary_emb`` (real pairs, interleaved) as one complex product."""
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
-    return torch.view_as_real(pairs * rotary[:, None]).flatten(-2).to(x.dtype)
+    pairs = x.float().unflatten(-1, (-1, 2))
+    if pairs.storage_offset() % 2 or any(stride % 2 for stride in pairs.stride()[:-1]):  # not viewable as complex
+        pairs = pairs.contiguous()
+    return torch.view_as_real(torch.view_as_complex(pairs) * rotary[:, None]).flatten(-2).to(x.dtype)
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:

@@ -325,9 +325,20 @@ class ActionImagesModule(TrainingModule):
             if torch.isfinite(value):  # NaN: no sample was scored, nothing to log
                 self.log(f"{stage}/{name}", value, batch_size=batch_size)
 
+    def validation_mode(self) -> Mode:
+        """The mode validation scores and decodes — what the model was trained for: `policy` on the
+        short canvas, else `joint`, or for a model trained without `joint` (a labeller: `v2a` only) its
+        most frequent mode that generates actions."""
+        if self.canvas_kind is Mode.POLICY:
+            return Mode.POLICY
+        actions = {m: p for m, p in self.mode_mix.items() if m in (Mode.JOINT, Mode.V2A) and p > 0}
+        if not actions or Mode.JOINT in actions:
+            return Mode.JOINT
+        return max(actions, key=actions.get)
+
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator(device=self.device).manual_seed(batch_index)
-        control = Mode.POLICY if self.canvas_kind is Mode.POLICY else Mode.JOINT
+        control = self.validation_mode()
         modes = [control if bool(h) else Mode.VIDEO for h in batch["has_actions"]]
         loss, _, readout = self.diffusion_loss(batch, modes, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(modes))

@@ -145,6 +145,15 @@ def test_validation_logs_the_decoded_position_error(dataset, tmp_path, canvas):
         assert 0 < metrics["val/position_error"] < 10
 
 
+@pytest.mark.parametrize(("canvas", "mix", "mode"), [
+    ("joint", None, Mode.JOINT), ("policy", None, Mode.POLICY), ("joint", {"v2a": 1.0}, Mode.V2A),
+    ("joint", {"joint": 0.1, "v2a": 0.9}, Mode.JOINT), ("joint", {"a2v": 0.5, "video": 0.5}, Mode.JOINT),
+])
+def test_validation_decodes_the_mode_the_model_is_for(canvas, mix, mode):
+    """A labeller trained on `v2a` alone is validated in `v2a`, not in the `joint` mode it never saw."""
+    assert tiny_module(canvas=canvas, mode_mix=mix).validation_mode() is mode
+
+
 def test_goal_readout_learns_where_the_end_effector_goes(dataset):
     """The auxiliary readout: per-pixel logits of the given first frame, scored against the projected
     end-effector at the clip's last frame; it lowers with training and adds no layer when off."""

@@ -6,8 +6,11 @@
 #   action-images collect --task reach push pick_place --episodes 100 --out data/sim --workers 2
 #   TRAIN_TIME=00:00:03:45 EPISODES=20 OUT=gpu_output bash tools/gpu_run.sh
 #
-# The control recipe at GPU size, its 3000 settled demonstrations collected on the device's cores,
-# evaluated as the CPU runs are (policy canvas, 2 Euler steps, guidance 2), no held-out bench:
+# The control recipe at GPU size, its demonstrations collected on the device's cores, evaluated as
+# the CPU runs are (policy canvas, 2 Euler steps, guidance 2), no held-out bench. Collecting is slow
+# there (measured on the H200 machine: ~2,900 episodes in 6 minutes with 14 workers, rendering-bound),
+# so it gets at most a third of the deadline; within a 15-minute lease carry the data instead, or
+# collect a few hundred episodes per task:
 #   CONFIG=configs/sim_gpu_policy.yaml COLLECT_EPISODES=1000 BENCH=0 EPISODES=50 \
 #   EVAL_ARGS="--steps 2 --guidance-scale 2" FIT_ARGS="--model.init_args.max_steps 1800 --trainer.max_steps 1800" \
 #   TRAIN_TIME=00:00:04:00 bash tools/gpu_run.sh
@@ -33,7 +36,7 @@ RUN=$(sed -n 's/^ *default_root_dir: *//p' "$CONFIG" | head -1)
 WORK=$(mktemp -d)  # logs and evaluation folders; $OUT receives a few files at the end
 mkdir -p "$OUT"
 left() { echo $((DEADLINE - ($(date +%s) - START))); }
-stage() { echo "=== $(($(date +%s) - START)) s: $*"; }
+stage() { echo "=== $(($(date +%s) - START)) s: $*" | tee -a "$OUT/stages.txt"; }  # comes back even if the run is killed
 
 collect_outputs() {  # whatever exists, also after a failure: at most 6 files
     if [ "$BENCH" = 1 ]; then cp benchmarks/results/model_gpu.json benchmarks/results/model_gpu_training_curve.png "$OUT"/ 2>/dev/null || true; fi
@@ -76,7 +79,7 @@ print("torch", torch.__version__, "GPU", torch.cuda.is_available() and torch.cud
 DATA_ARGS=""
 if [ -n "$COLLECT_EPISODES" ]; then
     stage "collect $COLLECT_EPISODES settled episodes per task"
-    $AI collect --task reach push pick_place --episodes "$COLLECT_EPISODES" --seed 1 --settle 10 --out data/sim_device \
+    timeout $(($(left) / 3)) $AI collect --task reach push pick_place --episodes "$COLLECT_EPISODES" --seed 1 --settle 10 --out data/sim_device \
         --workers $(( $(nproc) > 3 ? $(nproc) - 2 : 1 )) > "$WORK/collect.log" 2>&1 || { tail -20 "$WORK/collect.log"; exit 1; }
     tail -2 "$WORK/collect.log"
     DATA_ARGS="--data.datasets [data/sim_device]"
