@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and policy (default 20)")
     parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="sampling / Euler steps of every model (default 10)")
-    parser.add_argument("--repeats", type=int, default=30, help="timed rounds of the interleaved latencies (default 30)")
+    parser.add_argument("--repeats", type=int, default=60, help="timed rounds of the interleaved latencies (default 60)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")

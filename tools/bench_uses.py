@@ -66,14 +66,16 @@ def held_out_dataset(out: Path, tasks: list[str], episodes: int, seed: int) -> P
     return path
 
 
-def label_figures(checkpoint: Path, data: Path, out: Path) -> dict[str, float]:
+def label_figures(checkpoint: Path, data: Path, out: Path, steps: int = 10) -> dict[str, float]:
+    """`action-images label` of `data` (poses hidden but the first) → error against its recorded poses."""
     from action_images.evaluate import training_clip
     from action_images.label import label_dataset, load_pipeline
 
     target = out / "labelled"
     shutil.rmtree(target, ignore_errors=True)
     clip = training_clip(checkpoint)
-    summary = label_dataset(load_pipeline(checkpoint), data, target, cameras=clip.get("cameras"), **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
+    summary = label_dataset(load_pipeline(checkpoint), data, target, cameras=clip.get("cameras"), steps=steps,
+                            **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
     return {
         "label_pos_err_cm": summary["position_error_cm_median"], "label_rot_err_deg": summary["rotation_error_deg_median"],
         "label_gripper_accuracy": summary["gripper_accuracy"], "label_frames_per_s": summary["frames_per_s"],
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task and policy (default 50)")
     parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    parser.add_argument("--labeller", type=Path, default=None,
+                        help="the run that labels (default: --model); e.g. a v2a-only run of configs/labeller_sim_cpu.yaml")
     parser.add_argument("--label-episodes", type=int, default=5, help="held-out episodes per task to label (default 5)")
     parser.add_argument("--augment-per-episode", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/uses"), help="videos, tables and datasets")
@@ -137,7 +141,7 @@ def main() -> None:
     figures.update(policy_latency(model, console))
 
     data = held_out_dataset(args.out, args.tasks, args.label_episodes, seed=split["held_out_seed"])
-    figures.update(label_figures(model, data, args.out))
+    figures.update(label_figures(last_checkpoint(args.labeller) if args.labeller else model, data, args.out))
     augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
     figures.update(augment)
     figures["augment_success_gain"] = float("nan")  # measured by --augment-gain runs (two more trainings), not here
@@ -164,7 +168,7 @@ def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
     table = "\n".join(["| figure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
     return f"""## The uses: control, labelling, augmentation
 
-Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes}`, on {machine_line()}.
+Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes}{f" --labeller {args.labeller}" if args.labeller else ""}`, on {machine_line()}.
 Results: `benchmarks/results/uses.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
 Seeded episodes from seed 100000 (collection uses 0…); closed loop replans every {args.replan_every} control steps, open loop
 executes each generation whole (the paper's protocol); {args.steps} Euler steps. Cells: success [95 % Wilson interval].

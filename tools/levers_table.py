@@ -198,6 +198,23 @@ were the wrong sphere or a stall short of the right one; run N's were not sorted
 
 """
 
+SESSION_10 = """**Session 10: a model trained for labelling.** The models above labelled as a side job (`v2a` was 0–15 % of
+their samples) and sat at 2.5–4 cm per frame, near one pixel of these cameras at 32². `configs/labeller_sim_cpu.yaml` is
+sim_cpu with every sample drawn in `v2a` (all RGB frames and the first pose given) on the 3000 settled demonstrations,
+and validation scoring `v2a` (it scored `joint`, which this model never sees). 58 minutes, 7,274 steps (0.48 s/step;
+other jobs shared the cores for part of it, so the 14,000-step schedule was cut at half). `action-images label` on 60
+unseen episodes (`tools/bench_label.py`, section "Labelling"): **0.46–0.53 cm** median position error, 3.4–3.8°, gripper
+91–93 % — inside the issue's 1.5 cm and 90 %, where the mixed models were at 2.5–4 cm. The multi-view decoder
+triangulates to well under a pixel once the action images are drawn sharply, and one Euler step is enough (128 frames/s).
+
+*The cube tasks on a GPU, attempted.* `configs/sim_gpu_policy.yaml` (the run N recipe at 64² with sim_gpu's 8 × 512
+transformer) was meant to learn whether pixels and parameters move push and pick_place off 0 %, with its 3000
+demonstrations collected on the device (`tools/gpu_run.sh` with `COLLECT_EPISODES=1000`). Collecting there took the
+whole 10-minute call (~2,900 episodes in 6 minutes with 14 workers, rendering-bound), so nothing trained; the lease had
+4 minutes left, too few for another start. Carry the data next time.
+
+"""
+
 SESSION_7 = """**Session 7: settled demonstrations, the joint canvas, and a fairer a2v measure.**
 
 *Demonstrations ended on the tolerance boundary.* The environment terminates on the first successful frame, so every
@@ -351,6 +368,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_7}
 
 {SESSION_8_9}
+{SESSION_10}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
