@@ -215,6 +215,16 @@ triangulates to well under a pixel once the action images are drawn sharply, and
 Training costs 0.27 s/step on this machine when nothing else runs (`train_step_s`), so the config's 14,000 steps fit
 the hour on a quiet machine.
 
+*ImageWAM on the settled 3000 demonstrations* (issue 7; it had only seen the 300 of `data/sim`):
+`action-images fit --config configs/imagewam_sim_cpu.yaml --data.datasets '[data/sim_3000s]' --data.balance episodes
+--model.init_args.max_steps 12000 --trainer.max_steps 12000 --trainer.max_time 00:00:55:00`, 4,955 steps in 55 minutes
+(0.66 s/step, so the schedule was cut at 41 %); validation chunk error 4.8 cm mean and still falling (run N: 2.0 cm).
+Closed loop, 50 episodes per task (`action-images eval … --replan-every 3 --steps 10`;
+`benchmarks/results/closed_loop/imagewam_3000s_n50.json`): reach 4 % [1, 13], push 2 % [0, 10] (one episode, the
+first push any model has completed here), pick_place 0 %. Its reach episodes end a median 23 cm from the sphere:
+ten times the data did not lift it beyond its 300-demonstration level, and at this budget it is far behind the
+Action Images `policy` canvas (60 %).
+
 *The cube tasks on a GPU, attempted.* `configs/sim_gpu_policy.yaml` (the run N recipe at 64² with sim_gpu's 8 × 512
 transformer) was meant to learn whether pixels and parameters move push and pick_place off 0 %, with its 3000
 demonstrations collected on the device (`tools/gpu_run.sh` with `COLLECT_EPISODES=1000`). Collecting there took the
