@@ -225,6 +225,16 @@ first push any model has completed here), pick_place 0 %. Its reach episodes end
 ten times the data did not lift it beyond its 300-demonstration level, and at this budget it is far behind the
 Action Images `policy` canvas (60 %).
 
+*Why push fails: the plan goes to the cube, not behind it.* The push expert first goes behind the cube, 7.5 cm past
+its centre on the line from the goal, then pushes. `python tools/diagnose_push.py --run runs/policy_3000s_60 --steps 2
+--guidance-scale 2` (run N, 10 unseen push scenes, closed loop) looked at run N's first plans. They end a median
+5.4 cm from the cube and 11.2 cm from the approach point. Over the episode the gripper comes no closer than 5.3 cm to
+the cube and 11.5 cm to the approach point. In half the episodes it never goes below 18 cm. In the other half it
+descends to grasp height beside the cube and stalls there. This is the averaging of a policy that does not read
+the goal: the approach points for all goal directions lie on a circle around the cube, and their mean is the cube's
+centre. Push has the same problem as reach before the decision was weighted up. There the model did not read the
+instruction; here it does not read the goal square's direction. That square is ~1.5 px across at 32².
+
 *The cube tasks on a GPU, attempted.* `configs/sim_gpu_policy.yaml` (the run N recipe at 64² with sim_gpu's 8 × 512
 transformer) was meant to learn whether pixels and parameters move push and pick_place off 0 %, with its 3000
 demonstrations collected on the device (`tools/gpu_run.sh` with `COLLECT_EPISODES=1000`). Collecting there took the
