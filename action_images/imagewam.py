@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.attention import AttentionModuleMixin
+from diffusers.models.attention import AttentionMixin
 from diffusers.models.normalization import AdaLayerNormContinuous
 from diffusers.models.transformers.transformer_flux2 import (
     Flux2Attention,
@@ -515,7 +515,7 @@ def _bell_weight(t: Tensor, shift: float, grid_size: int = 1000) -> Tensor:
     return ((y - low) / (mean + 1e-10)).to(t.dtype)
 
 
-class ImageWAMTransformer(ModelMixin, ConfigMixin):
+class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
     """The editing backbone (diffusers' ``Flux2Transformer2DModel``, config ``backbone_config``) and the
     action expert, over latent tokens. Views and pixels are ``ImageWAM``'s business.
 
@@ -612,14 +612,6 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin):
             path, len(report["copied"]), len(report["resized"]), ", ".join(report["fresh"]),
         )
         return model
-
-    def fuse_qkv_projections(self) -> None:
-        """For inference: every attention's q/k/v (and added q/k/v) projections as one linear each —
-        the same products in one matrix multiply, as diffusers' ``fuse_qkv_projections``. Training
-        updates the separate weights, so fuse only models that are done training (the policies do)."""
-        for module in self.modules():
-            if isinstance(module, AttentionModuleMixin) and module._supports_qkv_fusion:
-                module.fuse_projections()
 
     # ---- shapes and checks -----------------------------------------------------------------------
 

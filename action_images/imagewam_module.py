@@ -170,7 +170,9 @@ class ImageWAMModule(ChunkModule):
         return self.absolute_chunk(actions, current)
 
     def fuse_qkv_projections(self) -> None:
-        """For inference (the policy calls it): see `ImageWAMTransformer.fuse_qkv_projections`."""
+        """For inference (the policy calls it): every attention's q/k/v projections as one linear
+        (diffusers' `AttentionMixin.fuse_qkv_projections`). Training updates the separate weights, so
+        fuse only a model that is done training."""
         self.model.transformer.fuse_qkv_projections()
 
     @torch.inference_mode()

@@ -327,14 +327,12 @@ class ActionImagesModule(TrainingModule):
 
     def validation_mode(self) -> Mode:
         """The mode validation scores and decodes — what the model was trained for: `policy` on the
-        short canvas, else `joint`, or for a model trained without `joint` (a labeller: `v2a` only) its
-        most frequent mode that generates actions."""
+        short canvas, `v2a` for a labeller (trained on `v2a` and not on `joint`), else `joint`."""
         if self.canvas_kind is Mode.POLICY:
             return Mode.POLICY
-        actions = {m: p for m, p in self.mode_mix.items() if m in (Mode.JOINT, Mode.V2A) and p > 0}
-        if not actions or Mode.JOINT in actions:
-            return Mode.JOINT
-        return max(actions, key=actions.get)
+        if self.mode_mix.get(Mode.V2A, 0) > 0 and self.mode_mix.get(Mode.JOINT, 0) == 0:
+            return Mode.V2A
+        return Mode.JOINT
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator(device=self.device).manual_seed(batch_index)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import load_policy  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from action_images.sim.experts import PushExpert, make_expert  # noqa: E402
+from action_images.sim.experts import make_expert  # noqa: E402
 from tools.benchlib import last_checkpoint  # noqa: E402
 
 COLUMNS = ["first plan end → behind", "first plan end → cube", "closest → behind", "closest → cube",
@@ -35,21 +35,18 @@ def episode(policy, seed: int) -> list[float]:
     env = make_env("push", image_size=128)
     observation, _ = env.reset(seed=seed)
     expert = make_expert(env)
-    cube, goal = expert._cube_and_goal()
-    direction = (goal - cube) / np.linalg.norm(goal - cube)
-    behind = cube - direction * (env.task.cube_half + PushExpert.contact_offset + 0.03)
+    (cube, goal), behind = expert.cube_and_goal(), expert.approach_point()
     policy.reset()
     plan_end = policy.plan(observation)[-1][:2]
     policy.reset()
     to_behind, to_cube, heights = [], [], []
-    for _ in range(env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 60):
+    terminated = truncated = False
+    while not (terminated or truncated):  # the environment truncates at its step limit
         observation, _, terminated, truncated, _ = env.step(policy.select_action(observation))
         position = observation["ee_pose"][:3]
         to_behind.append(np.linalg.norm(position[:2] - behind))
         to_cube.append(np.linalg.norm(position[:2] - cube))
         heights.append(position[2])
-        if terminated or truncated:
-            break
     env.close()
     values = [np.linalg.norm(plan_end - behind), np.linalg.norm(plan_end - cube), min(to_behind), min(to_cube),
               to_behind[-1], to_cube[-1], min(heights), np.linalg.norm(goal - cube)]

@@ -232,11 +232,11 @@ class PushExpert(WaypointExpert):
     push_speed = 0.025
 
     def phases(self) -> list[Phase]:
-        cube, goal = self._cube_and_goal()
+        cube, goal = self.cube_and_goal()
         direction = (goal - cube) / np.linalg.norm(goal - cube)
         yaw = grasp_yaw(math.atan2(direction[1], direction[0]), math.pi)  # the closed fingers push alike both ways
-        behind = cube - direction * (self.task.cube_half + self.contact_offset + 0.03)
-        on_goal = lambda: float(np.linalg.norm(np.subtract(*self._cube_and_goal()))) < 0.008  # noqa: E731
+        behind = self.approach_point()
+        on_goal = lambda: float(np.linalg.norm(np.subtract(*self.cube_and_goal()))) < 0.008  # noqa: E731
         return [
             Phase("approach", self._fixed([*behind, CARRY_HEIGHT], yaw), CLOSED, tolerance=0.02),
             Phase("descend", self._fixed([*behind, GRASP_HEIGHT], yaw), CLOSED, tolerance=0.01, linear_speed=0.035),
@@ -245,13 +245,20 @@ class PushExpert(WaypointExpert):
             Phase("retreat", self._here(CARRY_HEIGHT), CLOSED, timeout=40),
         ]
 
-    def _cube_and_goal(self) -> tuple[np.ndarray, np.ndarray]:
+    def approach_point(self) -> np.ndarray:
+        """Where pushing starts (x, y): on the line from the goal through the cube, past the cube's
+        centre by its half, the fingers' reach and 3 cm of clearance."""
+        cube, goal = self.cube_and_goal()
+        direction = (goal - cube) / np.linalg.norm(goal - cube)
+        return cube - direction * (self.task.cube_half + self.contact_offset + 0.03)
+
+    def cube_and_goal(self) -> tuple[np.ndarray, np.ndarray]:
         data = self._data()
         return self.task.body_position(data, "cube")[:2], self.task.body_position(data, "goal")[:2]
 
     def _push_goal(self) -> tuple[np.ndarray, float]:
         """Just past the contact point behind the cube, on the line from the cube to the goal."""
-        cube, goal = self._cube_and_goal()
+        cube, goal = self.cube_and_goal()
         distance = float(np.linalg.norm(goal - cube))
         direction = (goal - cube) / max(distance, 1e-9)
         contact = cube - direction * (self.task.cube_half + self.contact_offset)
