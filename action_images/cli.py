@@ -29,7 +29,7 @@ def _collect(args: argparse.Namespace) -> int:
         CollectConfig(
             tasks=tasks, episodes=args.episodes, out=args.out, workers=args.workers, image_size=args.image_size,
             cameras=tuple(args.cameras), wrist_camera=args.wrist_camera, camera_jitter=args.camera_jitter, seed=args.seed,
-            settle=args.settle,
+            settle=args.settle, start_spread=args.start_spread,
         )
     )
     print(f"wrote {summary['episodes']} episodes of {', '.join(tasks)} to {args.out} in {summary['seconds']:.1f} s")
@@ -101,6 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
     policy = load_policy(
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
         mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale, device=resolve_device(args.device),
+        candidates=args.candidates,
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -160,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--settle", type=int, default=10,
                          help="steps the expert may go on after the first success to finish its phase, e.g. reach the "
                               "sphere's centre rather than stop on the tolerance boundary (default: 10; 0 stops at once)")
+    collect.add_argument("--start-spread", type=float, default=0.0,
+                         help="start each episode with the EE up to this many metres from home (x, y: ±; z: down only), "
+                              "so demonstrations cover states off the expert's usual paths (default: 0, always home)")
     collect.set_defaults(run=_collect)
 
     viz = commands.add_parser(
@@ -256,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--guidance-scale", type=float, default=1.0,
                             help="classifier-free guidance of an Action Images model on its instruction (default: 1, none; "
                                  "each generation then costs two passes)")
+    evaluation.add_argument("--candidates", type=int, default=1,
+                            help="plans sampled per generation, in one batch; the policy executes the one whose end its goal readout "
+                                 "finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")
     evaluation.add_argument("--device", default="auto",
                             help="where the model runs: cpu, cuda, cuda:1 … (default: auto, the first GPU if there is one; the simulator always runs on the CPU)")
     evaluation.set_defaults(run=_eval)

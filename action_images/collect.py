@@ -7,7 +7,9 @@ Only successful demonstrations are kept; a failed seed is replaced by the next o
 not stop at the first successful frame (the edge of the task's tolerance, where the environment
 terminates) but lets the expert finish the phase it is in (reach: come within 1 cm of the sphere's
 centre) for up to `settle` more steps, as long as the task stays successful: a policy that imitates
-demonstrations ending on the tolerance boundary stalls just outside it.
+demonstrations ending on the tolerance boundary stalls just outside it. With `start_spread` the arm
+starts at a random offset from its home pose (evaluation always starts at home): the demonstrations
+then cover states off the expert's usual paths, where a closed-loop policy that drifted finds itself.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CollectConfig:
     seed: int = 0
     max_attempts_factor: float = 2.0  # give up on a task after this many × episodes failed seeds
     settle: int = 10  # steps the expert may go on after the first success, finishing its phase (0: stop there)
+    start_spread: float = 0.0  # metres: the EE starts at home + U(±s, ±s, [−s, 0]) (0: always at home)
 
 
 def camera_names(config: CollectConfig) -> list[str]:
@@ -60,7 +63,13 @@ def record_episode(config: CollectConfig, task: str, seed: int) -> Episode | Non
         )
     env = _ENVIRONMENTS[key]
     expert = make_expert(env)
-    observation, _ = env.reset(seed=seed)
+    options = None
+    if config.start_spread:  # varied starts show the expert recovering from places its own path never goes
+        spread = config.start_spread
+        options = {"ee_offset": np.random.default_rng(seed).uniform([-spread, -spread, -spread], [spread, spread, 0.0])}
+    observation, info = env.reset(seed=seed, options=options)
+    if info["success"]:  # started on the goal: nothing to demonstrate
+        return None
     expert.reset()
     cameras = camera_names(config)
     frames: list[dict] = []

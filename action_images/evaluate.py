@@ -88,10 +88,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
-                guidance_scale: float = 1.0, device: str | torch.device = "cpu", **clip) -> Policy:
+                guidance_scale: float = 1.0, device: str | torch.device = "cpu", candidates: int = 1, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
-    baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
-    an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
+    baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance and no goal readout: a
+    scale other than 1 or more than one candidate plan is an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
     canvas (`mode` None = the one it was trained on; a model trained on the policy canvas alone never
     learned to draw RGB, so asking it for `joint` is an error). The model runs on `device`; observations
     and actions stay on the CPU."""
@@ -112,8 +112,9 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     else:
         module_class = chunk_module_class(stored.get("hyper_parameters", {}))
         if module_class is not None:
-            if guidance_scale != 1.0:
-                raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance")
+            if guidance_scale != 1.0 or candidates != 1:
+                raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance "
+                                 "and no goal readout to choose among candidate plans")
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
             return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
         pipeline = ActionImagesPipeline.from_checkpoint(path)
@@ -125,7 +126,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
                          "evaluate it with mode 'policy'")
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
-        mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale,
+        mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale, candidates=candidates,
     )
 
 
@@ -149,6 +150,7 @@ class InstructionFollowing:
     start_to_named_cm: float  # the same from where the gripper starts
     instruction_effect_cm: float  # median distance between plan ends when only the colour named changes
     noise_effect_cm: float  # … and when only the sampling noise changes (same instruction)
+    readout_named_best: float = math.nan  # share of scenes whose goal readout scores the named sphere highest (models with one)
 
 
 def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_size: int = 128, env=None) -> InstructionFollowing:
@@ -157,7 +159,8 @@ def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_s
     (every control-step target of one generation) and a `seed` that `reset()` restarts its noise from.
     `env`: a `reach` environment to use (default: one with the policy's cameras); it is closed after."""
     env = env or make_env("reach", image_size=image_size, cameras=tuple(policy.cameras))
-    nearest, to_named, from_start, text_effect, noise_effect = [], [], [], [], []
+    nearest, to_named, from_start, text_effect, noise_effect, readout_best = [], [], [], [], [], []
+    has_readout = bool(getattr(getattr(policy, "pipeline", None), "model", None) and policy.pipeline.model.hparams.get("goal_readout_weight"))
     base_seed = policy.seed
     try:
         for index in range(scenes):
@@ -165,6 +168,10 @@ def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_s
             task = env.task
             spheres = np.stack([task.body_position(env.data, f"target{i}") for i in range(task.num_targets)])
             named = task.colours[task.target_index]
+            if has_readout:
+                policy.seed = base_seed
+                policy.reset()
+                readout_best.append(float(int(policy.goal_readout_scores(observation, torch.from_numpy(spheres).float()).argmax()) == task.target_index))
             ends = []
             for sphere, colour in enumerate(task.colours):
                 policy.seed = base_seed
@@ -184,7 +191,8 @@ def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_s
         policy.reset()
         env.close()
     return InstructionFollowing(scenes, float(np.mean(nearest)), 100 * float(np.median(to_named)), 100 * float(np.median(from_start)),
-                                100 * float(np.median(text_effect)), 100 * float(np.median(noise_effect)))
+                                100 * float(np.median(text_effect)), 100 * float(np.median(noise_effect)),
+                                float(np.mean(readout_best)) if readout_best else math.nan)
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:

@@ -219,16 +219,21 @@ class ActionImagesModule(TrainingModule):
         output = output if base is None else output + base
         return (output, hidden) if return_hidden else output
 
+    def readout_logits(self, layout: CanvasLayout, hidden: torch.Tensor) -> torch.Tensor:
+        """The goal readout of each view's given first-frame tokens: per-pixel logits (B, V, H, W) of
+        where the end effector is at the clip's last frame."""
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        factor = self.codec.spatial_factor
+        first_rgb = [slot.position // p_t for slot in layout.slots if slot.kind is SegmentKind.RGB and slot.frame == 0]
+        logits = self.transformer.goal_readout(hidden[:, first_rgb])  # (B, V, h, w, p_h·f · p_w·f)
+        return logits.unflatten(-1, (p_h * factor, p_w * factor)).permute(0, 1, 2, 4, 3, 5).flatten(2, 3).flatten(3, 4)
+
     def goal_readout_loss(self, batch: dict, layout: CanvasLayout, hidden: torch.Tensor, scored: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cross-entropy of the per-pixel readout of each view's given first-frame tokens against the
         pixel of the end effector at the clip's last frame, and the share read out within 1.5 px, over
         the `scored` samples (B,)."""
-        p_t, p_h, p_w = self.transformer.config.patch_size
-        factor = self.codec.spatial_factor
-        height, width = batch["rgb"].shape[-2:]
-        first_rgb = [slot.position // p_t for slot in layout.slots if slot.kind is SegmentKind.RGB and slot.frame == 0]
-        logits = self.transformer.goal_readout(hidden[:, first_rgb])  # (B, V, h, w, p_h·f · p_w·f)
-        logits = logits.unflatten(-1, (p_h * factor, p_w * factor)).permute(0, 1, 2, 4, 3, 5).flatten(2, 3).flatten(3, 4)
+        width = batch["rgb"].shape[-1]
+        logits = self.readout_logits(layout, hidden)
         target, valid = last_pose_pixels(batch)
         target, valid = target.to(logits.device), valid.to(logits.device) & scored[:, None]
         if not valid.any():
@@ -362,10 +367,14 @@ class ActionImagesModule(TrainingModule):
     @torch.no_grad()
     def generate(
         self, batch: dict, mode: Mode, steps: int | None = None, guidance_scale: float | None = None, generator: torch.Generator | None = None,
-        scheduler: FlowMatchEulerDiscreteScheduler | None = None,
+        scheduler: FlowMatchEulerDiscreteScheduler | None = None, return_readout: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Generate the latents a mode leaves open, from a batch of clips (the given parts are read
-        from it). Returns decoded RGB and action images (B, V, T, 3, H, W) in [0, 1]."""
+        from it). Returns decoded RGB and action images (B, V, T, 3, H, W) in [0, 1]; with
+        `return_readout` (a model trained with a goal readout), also "goal_readout": per-pixel
+        log-probabilities (B, V, H, W) of where the clip ends, read at the first (noisiest) step."""
+        if return_readout and not self.hparams.goal_readout_weight:
+            raise ValueError("this model was trained without a goal readout (model.goal_readout_weight 0)")
         steps = steps or self.hparams.sample_steps
         guidance = self.hparams.guidance_scale if guidance_scale is None else guidance_scale
         rgb, actions = self.encode_segments(batch["rgb"]), self.encode_segments(batch["action_images"])
@@ -384,10 +393,15 @@ class ActionImagesModule(TrainingModule):
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
         x = torch.where(given, clean, self.randn(clean.shape, generator))
         camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once
+        readout = None
         for timestep in scheduler.timesteps:
             sigma = (timestep / TIMESTEP_SCALE).expand(len(x))
             tokens_t = layout.token_timesteps(mode, sigma * TIMESTEP_SCALE, patch_t, tokens_per_frame)
-            output = self.predict(layout, x, clean, tokens_t, text, camera_terms=camera_terms, slot_ids=slot_ids)
+            first = return_readout and readout is None  # read out where the noise is highest, as trained
+            output = self.predict(layout, x, clean, tokens_t, text, camera_terms=camera_terms, slot_ids=slot_ids, return_hidden=first)
+            if first:
+                output, hidden = output
+                readout = self.readout_logits(layout, hidden).float().flatten(2).log_softmax(-1).unflatten(-1, batch["rgb"].shape[-2:])
             velocity = to_velocity(output, x, sigma, self.prediction)
             if guidance != 1:
                 unconditional = self.predict(layout, x, clean, tokens_t, empty, camera_terms=camera_terms, slot_ids=slot_ids)
@@ -396,7 +410,8 @@ class ActionImagesModule(TrainingModule):
             x = scheduler.step(velocity, timestep, x).prev_sample
             x = torch.where(given, clean, x)
         rgb_out, actions_out = layout.unpack(x)
-        return {"rgb": self.decode_segments(rgb_out), "action_images": None if video_only else self.decode_segments(actions_out)}
+        out = {"rgb": self.decode_segments(rgb_out), "action_images": None if video_only else self.decode_segments(actions_out)}
+        return {**out, "goal_readout": readout} if return_readout else out
 
     def write_samples(self, batch: dict, count: int = 2) -> None:
         """RGB | action images | overlay, generated in the training canvas's mode, as mp4 per sample."""

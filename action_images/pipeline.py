@@ -51,6 +51,7 @@ class ActionImagesOutput:
     rgb: torch.Tensor  # (B, V, T, 3, H, W) in [0, 1] (T = 1 for the policy canvas)
     action_images: torch.Tensor | None  # (B, V, T, 3, H, W) in [0, 1]
     decoded: DecodedActions | None  # 7-DoF trajectory with per-frame confidence
+    goal_readout: torch.Tensor | None = None  # (B, V, H, W) log-probabilities of where the clip ends (`return_readout`)
 
 
 class ActionImagesPipeline(DiffusionPipeline):
@@ -113,6 +114,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         rotation_format: str = "quat_xyzw",
         decode: bool = True,
+        return_readout: bool = False,
     ) -> ActionImagesOutput:
         """Generate what `mode` leaves open.
 
@@ -123,6 +125,7 @@ class ActionImagesPipeline(DiffusionPipeline):
             actions: (B, T, D) end-effector poses in `rotation_format`; frame 0 (the current pose) is
                 needed by every mode but `video`; `a2v` reads all frames.
             prompt: one instruction or one per sample.
+            return_readout: also return the goal readout (models trained with one).
         """
         mode = Mode.parse(mode)
         if images.dtype == torch.uint8:
@@ -146,8 +149,8 @@ class ActionImagesPipeline(DiffusionPipeline):
         batch = {"rgb": images, "action_images": action_images, "intrinsics": cameras.intrinsics, "extrinsics": cameras.extrinsics, "instruction": prompts}
         batch = {k: (v.to(self.model.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config)  # a fresh one: steps keep state
-        out = self.model.generate(batch, mode, steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator, scheduler=scheduler)
+        out = self.model.generate(batch, mode, steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator, scheduler=scheduler, return_readout=return_readout)
         decoded = None
         if decode and out["action_images"] is not None:
             decoded = decode_action_images(out["action_images"].cpu(), cameras)
-        return ActionImagesOutput(rgb=out["rgb"], action_images=out["action_images"], decoded=decoded)
+        return ActionImagesOutput(rgb=out["rgb"], action_images=out["action_images"], decoded=decoded, goal_readout=out.get("goal_readout"))

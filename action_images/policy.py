@@ -12,7 +12,9 @@ paper's protocol.
 
 Frames the decoder marks low-confidence (a point seen by fewer than two views, an axis of the wrong
 length) are never executed as decoded: they are interpolated from the confident neighbours, and after
-the last confident waypoint the policy holds it.
+the last confident waypoint the policy holds it. Position and rotation are judged apart: a frame whose
+position point is seen well but whose axis tips are blurred keeps its position and interpolates its
+rotation (holding every such frame stalled the arm in place).
 """
 
 from __future__ import annotations
@@ -32,27 +34,50 @@ from rendering.poses import pose_from_vector
 from rendering.rotations import RotationFormat
 
 
-def fill_unconfident(positions: torch.Tensor, rotations: torch.Tensor, confident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _known_neighbours(confident: torch.Tensor, frame: int) -> tuple[int, int | None, float]:
+    """The confident frames around `frame` (frame 0 always counts): the one before, the one after (None
+    if none) and `frame`'s share of the way between them."""
+    known = [k for k in range(len(confident)) if k == 0 or confident[k]]
+    before = max(k for k in known if k < frame)
+    after = next((k for k in known if k > frame), None)
+    return before, after, 0.0 if after is None else (frame - before) / (after - before)
+
+
+def fill_unconfident(positions: torch.Tensor, rotations: torch.Tensor, confident: torch.Tensor,
+                     position_confident: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Waypoints (T, 3) and (T, 3, 3) whose frame 0 is the (confident) current pose: unconfident
-    frames between confident ones are interpolated, those after the last confident one hold it."""
-    confident = confident.clone()
-    confident[0] = True
-    known = confident.nonzero().flatten().tolist()
+    frames between confident ones are interpolated, those after the last confident one hold it.
+    `confident` (T,) judges the whole pose; `position_confident` (default: the same) the position
+    alone, so a frame whose axis tips are blurred keeps its decoded position and interpolates only
+    its rotation."""
+    position_confident = confident if position_confident is None else position_confident
     positions, rotations = positions.clone(), rotations.clone()
     quats = roma.rotmat_to_unitquat(torch.nan_to_num(rotations))
-    for frame in range(len(positions)):
-        if confident[frame]:
-            continue
-        before = max(k for k in known if k < frame)
-        after = [k for k in known if k > frame]
-        if not after:
-            positions[frame], rotations[frame] = positions[before], rotations[before]
-            continue
-        share = (frame - before) / (after[0] - before)
-        positions[frame] = torch.lerp(positions[before], positions[after[0]], share)
-        quat = roma.unitquat_slerp(quats[before], quats[after[0]], torch.tensor([share]))[0]
-        rotations[frame] = roma.unitquat_to_rotmat(quat)
+    for frame in range(1, len(positions)):
+        if not position_confident[frame]:
+            before, after, share = _known_neighbours(position_confident, frame)
+            positions[frame] = positions[before] if after is None else torch.lerp(positions[before], positions[after], share)
+        if not confident[frame]:
+            before, after, share = _known_neighbours(confident, frame)
+            if after is None:
+                rotations[frame] = rotations[before]
+            else:
+                rotations[frame] = roma.unitquat_to_rotmat(roma.unitquat_slerp(quats[before], quats[after], torch.tensor([share]))[0])
     return positions, rotations
+
+
+def goal_readout_scores(log_probs: torch.Tensor, points: torch.Tensor, cameras: Cameras, radius: float = 1.5, floor: float = -20.0) -> torch.Tensor:
+    """How well plan ends (K, 3) agree with a goal readout: per view, the log-probability the readout
+    (V, H, W) puts within `radius` pixels of the point's projection (at least `floor`, also for a point
+    outside the image or behind the camera, so one view cannot veto), summed over the views → (K,).
+    `cameras`: the V views, batch shape (V, 1)."""
+    views, height, width = log_probs.shape
+    pixels, depth = cameras.project(points.float()[None, None].expand(views, 1, -1, 3))  # (V, 1, K, 2), (V, 1, K)
+    grid = cameras.pixel_grid().to(pixels)  # (H·W, 2)
+    near = (pixels[:, 0, :, None] - grid).norm(dim=-1) <= radius  # (V, K, H·W)
+    near &= (depth[:, 0] > 0)[..., None]
+    masked = torch.where(near, log_probs.flatten(1)[:, None], torch.tensor(-torch.inf))
+    return masked.logsumexp(-1).clamp(min=floor).sum(0)
 
 
 def waypoints_to_targets(positions: torch.Tensor, rotations: torch.Tensor, gripper_open: torch.Tensor, stride: int) -> np.ndarray:
@@ -71,11 +96,16 @@ class ActionImagesPolicy:
             model trained with `canvas: policy`, or at least one whose joint training makes it usable).
         replan_every: control steps executed per generation; None = the whole horizon (open loop).
         steps, guidance_scale: sampling cost and guidance.
+        candidates: plans sampled per generation (one batch). With more than one, the policy executes
+            the plan whose end its model's goal readout finds likeliest (`goal_readout_scores`): the
+            readout is a per-pixel distribution, so it can name one of several places where the
+            generator, unsure, would plan between them. Needs a model trained with a goal readout.
     """
 
     def __init__(
         self, pipeline: ActionImagesPipeline, cameras: list[str], num_frames: int = 5, stride: int = 3, image_size: int = 32,
         mode: str = "joint", replan_every: int | None = None, steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
+        candidates: int = 1,
     ) -> None:
         self.pipeline, self.cameras = pipeline, list(cameras)
         self.num_frames, self.stride, self.image_size = num_frames, stride, image_size
@@ -87,6 +117,11 @@ class ActionImagesPolicy:
         if not 1 <= self.replan_every <= horizon:
             raise ValueError(f"replan_every must lie in [1, {horizon}] (the generated horizon), got {replan_every}")
         self.steps, self.guidance_scale, self.seed = steps, guidance_scale, seed
+        if candidates < 1:
+            raise ValueError(f"candidates must be ≥ 1, got {candidates}")
+        if candidates > 1 and not pipeline.model.hparams.goal_readout_weight:
+            raise ValueError("choosing among candidate plans needs a model trained with a goal readout (model.goal_readout_weight > 0)")
+        self.candidates = candidates
         pipeline.fuse_qkv_projections()  # exact, and one matrix multiply instead of three per attention
         self.reset()
 
@@ -112,27 +147,54 @@ class ActionImagesPolicy:
         return action
 
     @torch.inference_mode()
-    def plan(self, observation: dict) -> np.ndarray:
-        """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
+    def _generate(self, observation: dict, plans: int, steps: int, return_readout: bool, decode: bool = True):
+        """`plans` generations from one observation in one batch → (views, pipeline output)."""
         views = observation_views(observation, self.cameras, self.image_size)
         views.pose = with_gripper_command(views.pose, self.gripper_command)
         count, frames = len(self.cameras), self.num_frames
-        images = views.rgb[None, :, None].expand(1, count, frames, *views.rgb.shape[1:])
+        images = views.rgb[None, :, None].expand(plans, count, frames, *views.rgb.shape[1:])
         cameras = Cameras(views.cameras.intrinsics[None, :, None], views.cameras.extrinsics[None, :, None], *views.rgb.shape[-2:])
-        actions = views.pose[None, None].expand(1, frames, -1)
+        actions = views.pose[None, None].expand(plans, frames, -1)
         out = self.pipeline(
-            mode=self.mode, images=images, cameras=cameras, actions=actions, prompt=views.instruction,
-            num_inference_steps=self.steps, guidance_scale=self.guidance_scale, generator=self.generator,
+            mode=self.mode, images=images, cameras=cameras, actions=actions, prompt=views.instruction, num_inference_steps=steps,
+            guidance_scale=self.guidance_scale, generator=self.generator, decode=decode, return_readout=return_readout,
         )
+        return views, out
+
+    def _readout_scores(self, views, log_probs: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *log_probs.shape[-2:])
+        return goal_readout_scores(log_probs.mean(0).cpu(), points, cameras)
+
+    @torch.inference_mode()
+    def goal_readout_scores(self, observation: dict, points: torch.Tensor) -> torch.Tensor:
+        """How likely the model's goal readout finds it that the plan from `observation` ends at each of
+        `points` (N, 3) (`goal_readout_scores`; one noisiest-step pass, nothing decoded)."""
+        views, out = self._generate(observation, 1, steps=1, return_readout=True, decode=False)
+        return self._readout_scores(views, out.goal_readout, points)
+
+    @torch.inference_mode()
+    def plan(self, observation: dict) -> np.ndarray:
+        """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
+        plans = self.candidates
+        views, out = self._generate(observation, plans, self.steps, return_readout=plans > 1)
         self.generations += 1
-        self.imagined = {"rgb": out.rgb[0].cpu(), "action_images": out.action_images[0].cpu()}
         decoded = out.decoded
-        confident = decoded.confidence[0] & torch.isfinite(decoded.positions[0]).all(-1) & torch.isfinite(decoded.rotations[0]).flatten(1).all(-1)
+        position_confident = decoded.position_confidence & torch.isfinite(decoded.positions).all(-1)
+        confident = decoded.confidence & position_confident & torch.isfinite(decoded.rotations).flatten(2).all(-1)
         now = pose_from_vector(views.pose[None], RotationFormat.QUAT_XYZW)
-        positions = torch.cat([now.positions, decoded.positions[0, 1:]])
-        rotations = torch.cat([now.rotations, decoded.rotations[0, 1:]])
-        positions, rotations = fill_unconfident(positions, rotations, confident)
-        return waypoints_to_targets(positions, rotations, decoded.gripper_open[0], self.stride)
+        filled = [
+            fill_unconfident(torch.cat([now.positions, decoded.positions[k, 1:]]), torch.cat([now.rotations, decoded.rotations[k, 1:]]),
+                             confident[k], position_confident[k])
+            for k in range(plans)
+        ]
+        chosen = 0
+        if plans > 1:
+            self.plan_ends = torch.stack([positions[-1] for positions, _ in filled])  # (K, 3), kept for people to look at
+            self.plan_scores = self._readout_scores(views, out.goal_readout, self.plan_ends)
+            chosen = int(self.plan_scores.argmax())
+        self.imagined = {"rgb": out.rgb[chosen].cpu(), "action_images": out.action_images[chosen].cpu()}
+        positions, rotations = filled[chosen]
+        return waypoints_to_targets(positions, rotations, decoded.gripper_open[chosen], self.stride)
 
 
 def chunk_module_class(hyper: dict) -> type[L.LightningModule] | None:

@@ -16,7 +16,9 @@ under additive noise. Then, per channel:
 4. gripper openness from B's background: mean of its low pixels over the views, divided by 0.25.
 
 A frame is confident when each point is seen in ≥ 2 views, both decoded axes are within
-`axis_tolerance` of the tool-axis length and the reprojection residual is small. Points seen in fewer
+`axis_tolerance` of the tool-axis length and the reprojection residual is small; its position alone is
+confident when the R point is seen in ≥ 2 views with a small residual (a blurred axis tip then costs the
+rotation, not the position). Points seen in fewer
 than two views are NaN: the decoder does not invent a pose; the policy layer decides what to do.
 """
 
@@ -56,6 +58,7 @@ class DecodedActions:
     gripper: torch.Tensor  # (..., T) openness in [0, 1] (continuous)
     gripper_open: torch.Tensor  # (..., T) bool, gripper > 0.5
     confidence: torch.Tensor  # (..., T) bool: the frame can be executed
+    position_confidence: torch.Tensor  # (..., T) bool: its position alone can (the R point seen well, axes aside)
     points: torch.Tensor  # (..., T, 3, 3): the triangulated R, G, B points
     views_seen: torch.Tensor  # (..., T, 3) views in which each point was found
     axis_lengths: torch.Tensor  # (..., T, 2) |G − p| and |p − B|
@@ -265,13 +268,10 @@ def decode_action_images(
     seen = fit.valid.any(-1)  # (..., V, T): the view shows this frame's action image
     gripper = gripper_from_background(images[..., 2, :, :], seen)
     axis_lengths = _axis_lengths(points)
-    max_residual = residual.nan_to_num(float("inf")).amax(-1)
-    confidence = (
-        (views_seen >= 2).all(-1)
-        & ((axis_lengths - axis_length).abs() <= axis_tolerance * axis_length).all(-1)
-        & (max_residual <= 4 * refine_residual_px)
-    )
-    return _decoded(points, gripper, confidence, views_seen, max_residual)
+    residual = residual.nan_to_num(float("inf"))
+    located = (views_seen >= 2) & (residual <= 4 * refine_residual_px)  # (..., T, 3) per point
+    confidence = located.all(-1) & ((axis_lengths - axis_length).abs() <= axis_tolerance * axis_length).all(-1)
+    return _decoded(points, gripper, confidence, located[..., 0], views_seen, residual.amax(-1))
 
 
 def decode_action_images_paper(
@@ -305,7 +305,7 @@ def decode_action_images_paper(
     seen = (heat.amax((-1, -2)) > 0.1).any(-1)
     gripper = gripper_from_background(images[..., 2, :, :], seen)
     views = (heat.amax((-1, -2)) > 0.1).sum(-3)
-    return _decoded(points, gripper, found.all(-1), views, torch.zeros_like(points[..., 0, 0]))
+    return _decoded(points, gripper, found.all(-1), found[..., 0], views, torch.zeros_like(points[..., 0, 0]))
 
 
 def _axis_lengths(points: torch.Tensor) -> torch.Tensor:
@@ -314,13 +314,14 @@ def _axis_lengths(points: torch.Tensor) -> torch.Tensor:
     return torch.stack([(points[..., 1, :] - position).norm(dim=-1), (position - points[..., 2, :]).norm(dim=-1)], -1)
 
 
-def _decoded(points, gripper, confidence, views_seen, residual_px) -> DecodedActions:
+def _decoded(points, gripper, confidence, position_confidence, views_seen, residual_px) -> DecodedActions:
     return DecodedActions(
         positions=points[..., 0, :],
         rotations=rotations_from_points(points),
         gripper=gripper,
         gripper_open=gripper > GRIPPER_OPEN_THRESHOLD,
         confidence=confidence,
+        position_confidence=position_confidence,
         points=points,
         views_seen=views_seen,
         axis_lengths=_axis_lengths(points),

@@ -102,3 +102,23 @@ def test_reach_demonstrations_settle_at_the_sphere_centre():
         assert 0.02 < final[0] < 0.03 and final[10] < 0.012
         assert len(actions[10]) > len(actions[0])
         np.testing.assert_array_equal(actions[10][: len(actions[0]) - 1], actions[0][:-1])  # the last is a repeat
+
+
+def test_varied_starts_begin_off_home_and_still_succeed():
+    """With `start_spread` the arm starts at a seeded offset from home inside the spread (z only
+    downwards); the expert still completes the task from there."""
+    from action_images.collect import CollectConfig, record_episode
+
+    config = CollectConfig(tasks=("reach", "push"), episodes=1, out=None, image_size=32, start_spread=0.15)
+    home = record_episode(CollectConfig(tasks=("reach",), episodes=1, out=None, image_size=32), "reach", 0).state[0, :3]
+    for task in ("reach", "push"):
+        starts = []
+        for seed in range(4):
+            episode = record_episode(config, task, seed)
+            if episode is not None:  # a start on the goal, or a failed demonstration, yields none
+                starts.append(episode.state[0, :3] - home)
+                assert record_episode(config, task, seed).state[0, :3] == pytest.approx(episode.state[0, :3], abs=1e-6)  # seeded
+        assert len(starts) >= 2
+        offsets = np.stack(starts)
+        assert (np.abs(offsets[:, :2]) <= 0.15 + 0.005).all() and (offsets[:, 2] <= 0.005).all() and (offsets[:, 2] >= -0.155).all()
+        assert np.linalg.norm(offsets, axis=1).max() > 0.03  # not at home

@@ -64,6 +64,17 @@ def test_a_blank_view_is_flagged_not_invented(rig2):
     assert decoded.confidence[10:].all()
 
 
+def test_a_blurred_axis_tip_costs_the_rotation_not_the_position(rig2):
+    images = render(rig2)
+    images[:10, :, :, 1] = 0.0  # the x-axis tips (G) are gone in ten frames; the position Gaussian (R) is intact
+    decoded = decode_action_images(images, rig2.cameras)
+    position_mm, _, _ = errors(decoded, rig2)
+    assert not decoded.confidence[:10].any() and decoded.position_confidence[:10].all()
+    assert position_mm[:10].max() < 0.1
+    images[:10, 1] = 0.0  # and one of the two views is blank: the position is not located either
+    assert not decode_action_images(images, rig2.cameras).position_confidence[:10].any()
+
+
 def test_with_four_views_one_blank_view_still_decodes():
     rig = random_rig(20, views=4, size=96, seed=2)
     images = render(rig)

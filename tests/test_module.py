@@ -177,6 +177,13 @@ def test_goal_readout_learns_where_the_end_effector_goes(dataset):
     _, _, after = module.diffusion_loss(batch, modes, generator())
     assert after["goal_readout"] < 0.5 * before["goal_readout"]
     out = module.generate(batch, Mode.JOINT, steps=2, generator=torch.Generator().manual_seed(0))  # sampling ignores it
+    read = module.generate(batch, Mode.JOINT, steps=2, generator=torch.Generator().manual_seed(0), return_readout=True)
+    assert torch.equal(read["action_images"], out["action_images"])  # reading it out changes nothing generated
+    height, width = batch["rgb"].shape[-2:]
+    assert read["goal_readout"].shape == (len(modes), batch["rgb"].shape[1], height, width)
+    assert torch.allclose(read["goal_readout"].exp().sum((-1, -2)), torch.ones(()), atol=1e-4)  # a distribution per view
+    with pytest.raises(ValueError, match="without a goal readout"):
+        tiny_module().generate(batch, Mode.JOINT, steps=1, return_readout=True)
     module.hparams.goal_readout_min_noise = 1.0  # no training noise level reaches 1: nothing is scored
     _, _, unscored = module.diffusion_loss(batch, modes, generator())
     assert unscored["goal_readout"] == 0 and unscored["goal_hit"].isnan()

@@ -15,9 +15,11 @@ from action_images.cli import main
 from action_images.evaluate import (
     EvalConfig, evaluate, instruction_following, load_policy, resolve_device, run_episode, success_markdown, training_clip, wilson_interval,
 )
-from action_images.policy import ActionImagesPolicy, fill_unconfident, waypoints_to_targets
+from action_images.policy import ActionImagesPolicy, fill_unconfident, goal_readout_scores, waypoints_to_targets
 from action_images.sim import make_env
 from action_images.sim.experts import make_expert
+from rendering.cameras import Cameras
+from rendering.synthetic import random_rig
 
 CAMERAS = ["front", "left"]  # the tiny model is trained on two views; any two simulator cameras serve
 
@@ -42,6 +44,32 @@ def test_unconfident_waypoints_are_interpolated_or_held():
     assert torch.allclose(filled[1], torch.tensor([1.0, 0, 0]))  # halfway between frames 0 and 2
     assert torch.equal(filled[3], filled[2]) and torch.equal(filled[4], filled[2])  # held after the last confident
     assert torch.allclose(roma.rotmat_to_rotvec(turned[1]), torch.tensor([0.0, 0, 0.5]), atol=1e-5)
+
+
+def test_a_position_seen_well_is_kept_while_its_rotation_is_interpolated():
+    positions = torch.tensor([[0.0, 0, 0], [5, 0, 0], [2, 0, 0]])
+    rotations = torch.eye(3).expand(3, 3, 3).clone()
+    rotations[2] = roma.rotvec_to_rotmat(torch.tensor([0.0, 0, 1.0]))
+    confident, position_confident = torch.tensor([True, False, True]), torch.tensor([True, True, True])
+    filled, turned = fill_unconfident(positions, rotations, confident, position_confident)
+    assert torch.equal(filled[1], positions[1])  # its own position, not the neighbours' mean (1, 0, 0)
+    assert torch.allclose(roma.rotmat_to_rotvec(turned[1]), torch.tensor([0.0, 0, 0.5]), atol=1e-5)
+
+
+def test_the_goal_readout_scores_the_plan_that_ends_where_it_points():
+    rig = random_rig(1, views=2, size=16, seed=3)
+    cameras = Cameras(rig.cameras.intrinsics[0], rig.cameras.extrinsics[0], 16, 16)  # two views, batch (V, 1)
+    ends = torch.cat([rig.positions[0], rig.positions[0] + torch.tensor([0.15, -0.1, 0.1])])  # two candidate plan ends
+    pixels, _ = cameras.project(ends[None, None].expand(2, 1, 2, 3))
+    log_probs = torch.full((2, 16, 16), -10.0)
+    for view in range(2):  # the readout points at the first end in both views
+        u, v = pixels[view, 0, 0].round().long().tolist()
+        log_probs[view, v, u] = 0.0
+    log_probs = log_probs.flatten(1).log_softmax(-1).unflatten(-1, (16, 16))
+    scores = goal_readout_scores(log_probs, ends, cameras)
+    assert scores.shape == (2,) and scores[0] > scores[1] + 5
+    behind = goal_readout_scores(log_probs, torch.tensor([[0.0, 0.0, 50.0]]), cameras, floor=-20.0)
+    assert behind.item() == -40.0  # a point no view sees costs the floor in each view, not −∞
 
 
 def test_targets_reach_each_waypoint_at_its_step():
@@ -106,6 +134,7 @@ def test_instruction_following_tells_a_policy_that_reads_its_instruction_from_on
     ignores = instruction_following(SphereOracle(env, follows=False), scenes=4, env=env)
     assert ignores.named_nearest < 0.6 and ignores.instruction_effect_cm == 0.0 and ignores.noise_effect_cm > 0
     assert reads.start_to_named_cm == ignores.start_to_named_cm  # the same scenes
+    assert np.isnan(reads.readout_named_best)  # a policy without a goal readout has no such figure
 
 
 def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
@@ -127,6 +156,25 @@ def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
         policy.select_action({**observation, "images": {"front": observation["images"]["front"]}})
     guided = load_policy(checkpoint, cameras=CAMERAS, replan_every=2, steps=1, guidance_scale=2.0)
     assert guided.guidance_scale == 2.0 and guided.select_action(observation).shape == (8,)
+    with pytest.raises(ValueError, match="goal readout"):
+        load_policy(checkpoint, cameras=CAMERAS, candidates=3)
+
+
+def test_the_policy_executes_the_candidate_its_goal_readout_prefers(tmp_path):
+    write_synthetic_dataset(tmp_path / "data", (9, 8, 10, 7), size=16)
+    module, data = tiny_module(goal_readout_weight=1.0), data_module(tmp_path / "data", image_size=16)
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=str(tmp_path), limit_val_batches=0)
+    trainer.fit(module, data)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    policy = load_policy(tmp_path / "model.ckpt", cameras=CAMERAS, replan_every=2, steps=2, candidates=3)
+    env = make_env("reach", image_size=64, cameras=CAMERAS)
+    observation, _ = env.reset(seed=0)
+    targets = policy.plan(observation)
+    assert targets.shape == (4, 8) and policy.plan_scores.shape == (3,) and torch.isfinite(policy.plan_scores).all()
+    chosen = int(policy.plan_scores.argmax())
+    assert np.allclose(targets[-1, :3], policy.plan_ends[chosen].numpy(), atol=1e-6)  # the plan executed is the one scored best
+    assert instruction_following(policy, scenes=1, env=env).readout_named_best in (0.0, 1.0)
 
 
 def test_eval_command_writes_table_and_videos(checkpoint, tmp_path):

@@ -87,6 +87,17 @@ def test_reset_with_a_seed_is_reproducible(env):
     assert not np.array_equal(other["images"]["front"], first["images"]["front"])
 
 
+def test_an_episode_can_start_off_home(env):
+    home, _ = env.reset(seed=0)
+    offset = np.array([0.05, -0.1, -0.08])
+    moved, info = env.reset(seed=0, options={"ee_offset": offset})
+    np.testing.assert_allclose(moved["ee_pose"][:3], home["ee_pose"][:3] + offset, atol=5e-3)
+    np.testing.assert_allclose(moved["ee_pose"][3:7], home["ee_pose"][3:7], atol=1e-2)  # the home rotation
+    assert not info["success"]  # this start is not on the goal
+    with pytest.raises(ValueError, match="ee_offset"):
+        env.reset(seed=0, options={"ee_offset": [0.1, np.nan, 0.0]})
+
+
 def test_camera_jitter_is_seeded_and_bounded():
     jittered = make_env("reach", image_size=SIZE, camera_jitter=0.03, render=False)
     nominal = make_env("reach", image_size=SIZE, render=False)

@@ -288,12 +288,15 @@ def grounding_table() -> str:
         path = RESULTS / "grounding" / name
         if path.exists():
             g = json.loads(path.read_text())
+            readout = g.get("readout_named_best")
             rows.append([label, f"{g['named_nearest']:.0%}", f"{g['plan_end_to_named_cm']:.1f} (from {g['start_to_named_cm']:.1f})",
-                         f"{g['instruction_effect_cm']:.2f}", f"{g['noise_effect_cm']:.2f}"])
+                         f"{g['instruction_effect_cm']:.2f}", f"{g['noise_effect_cm']:.2f}",
+                         "—" if readout is None or readout != readout else f"{readout:.0%}"])
     if not rows:
         return "(no instruction-following check recorded yet)"
     return markdown_table(["run", "plan ends nearest the named sphere (chance 33 %)", "plan end → named sphere (cm)",
-                           "plan end moved by naming another colour (cm)", "… by other sampling noise (cm)"], rows)
+                           "plan end moved by naming another colour (cm)", "… by other sampling noise (cm)",
+                           "goal readout scores the named sphere highest"], rows)
 
 
 def closed_loop_table() -> str:

@@ -17,6 +17,9 @@ Observation (a dict):
 Reward is 1.0 on success, else 0.0; an episode terminates on success (`info["success"]`) and is
 truncated after `max_steps` control steps. `reset(seed=...)` makes the episode reproducible: object
 poses and colours, the named object, the instruction's wording and camera jitter all come from it.
+`reset(options={"ee_offset": (dx, dy, dz)})` starts the EE that far from its home position (collection
+uses it for varied starts; evaluation always starts at home); `info["success"]` says whether that start
+already completes the task.
 """
 
 from __future__ import annotations
@@ -136,9 +139,28 @@ class ManipulationEnv(gym.Env):
         self._place_cameras()
         self.instruction = self.task.reset(data, self.np_random)
         mujoco.mj_forward(model, data)
+        offset = (options or {}).get("ee_offset")
+        if offset is not None:
+            self._move_home_by(np.asarray(offset, dtype=np.float64))
         self.controller.reset(data, gripper=1.0)
         self.steps = 0
-        return self._observe(), {"success": False, "instruction": self.instruction}
+        return self._observe(), {"success": self.task.success(data), "instruction": self.instruction}
+
+    def _move_home_by(self, offset: np.ndarray, tolerance: float = 0.005) -> None:
+        """Start with the EE at its home position + `offset` (metres, world frame; home rotation): the
+        arm is placed there by inverse kinematics, no control step is spent. Raises if it cannot be."""
+        if offset.shape != (3,) or not np.isfinite(offset).all():
+            raise ValueError(f"ee_offset must be 3 finite numbers (metres), got {offset!r}")
+        home, rotation = ee_frame(self.model, self.data)
+        target = np.clip(home + offset, self.config.controller.workspace_low, self.config.controller.workspace_high)
+        joints = self.home_joints.copy()
+        for _ in range(10):  # each call takes a few damped steps; a start far from home needs more
+            joints = self.controller.solve_ik(target, rotation, joints)
+        self.controller.set_arm_joints(self.data, joints)
+        mujoco.mj_forward(self.model, self.data)
+        reached = np.linalg.norm(ee_frame(self.model, self.data)[0] - target)
+        if reached > tolerance:
+            raise ValueError(f"cannot start the EE at {target.round(3).tolist()}: inverse kinematics ends {100 * reached:.1f} cm away")
 
     def _place_cameras(self) -> None:
         for spec in self.camera_specs:
