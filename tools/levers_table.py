@@ -84,6 +84,8 @@ GROUNDING = [
     ("policy_3000s_decide_cfg2.json", "the same model, classifier-free guidance 2 (`--guidance 2`)"),
     ("policy_3000s_decide_cfg3.json", "the same model, classifier-free guidance 3"),
     ("policy_3000s_60_g2.json", "run N: the settled-data recipe, 13,000 steps (42 minutes), guidance 2"),
+    ("policy_3000s_60_cfg2_readout.json", "run N, guidance 2, 20 scenes (with its goal readout's choice)"),
+    ("policy_start_60_cfg2.json", "run O (run N resumed with varied starts), guidance 2, 20 scenes"),
     ("policy_3000s_decide_long_g2.json", "run M: the settled-data model trained on to 18,000 steps (100 minutes in all, beyond the budget), guidance 2"),
     ("joint_3000_decide.json", "3000 demos, the `joint` canvas with the decision weighted up (55 minutes; `--mode joint --steps 10`)"),
 ]
@@ -115,6 +117,16 @@ CLOSED_LOOP = [
     ("policy_3000s_60_2_n50_cfg2_replan1.json", "run N, guidance 2, replanning every step (`reach` only)", "policy"),
     ("policy_3000s_60_5_n50_cfg2.json", "run N, guidance 2, 5 Euler steps (`reach` only)", "policy"),
     ("policy_3000s_60_2_n50_cfg3.json", "run N, guidance 3 (`reach` only)", "policy"),
+    ("policy_3000s_60_2_n50_cfg2_posconf.json", "run N, guidance 2, with session 11's policy: position and rotation confidence judged apart (`reach` only)", "policy"),
+    ("policy_3000s_60_2_n50_cfg2_posconf_best4.json", "run N, guidance 2, session 11's policy, best of 4 plans by the goal readout (`--candidates 4`; `reach` only)", "policy"),
+    ("policy_start_60_2.json", "**run O**: run N resumed on run N's data plus 1500 demonstrations from varied starts (`data/sim_start`) to the "
+     "60-minute budget (58.7 minutes of training in all, 17,000 steps), 2 steps", "policy"),
+    ("policy_start_60_cfg2.json", "run O, guidance 2", "policy"),
+    ("policy_start_60_cfg2_best4.json", "run O, guidance 2, best of 4 plans by the goal readout", "policy"),
+    ("policy_start_60_reach_k8g2.json", "run O, guidance 2, best of 8 (`reach` only)", "policy"),
+    ("policy_start_60_reach_k4g3.json", "run O, guidance 3, best of 4 (`reach` only)", "policy"),
+    ("policy_start_60_reach_k4g2_r6.json", "run O, guidance 2, best of 4, replanning every 6 (`reach` only)", "policy"),
+    ("policy_start_60_cfg2_best4_open.json", "run O, guidance 2, best of 4, **open loop** (the paper's protocol: one plan of 12 steps, executed whole)", "policy"),
 ]
 
 
@@ -242,6 +254,47 @@ whole 10-minute call (~2,900 episodes in 6 minutes with 14 workers, rendering-bo
 4 minutes left, too few for another start. Carry the data next time.
 
 """
+
+SESSION_11 = """**Session 11: why reach episodes stall, varied starts, and the best of K plans.**
+
+*The stalls.* Run N's failed `reach` episodes (guidance 2, 50 scenes; looked at step by step, not kept) are rarely the
+3–4 cm near misses the settled data removed: 16 of 20 never come within 5 cm, and most end still, a few centimetres
+of motion in their last ten steps, 6–15 cm from the named sphere. Two causes were found.
+1. *Held frames.* The policy held every waypoint the decoder did not trust as a whole pose, and on run N's first plans
+   only 76 % of first waypoints (56–66 % of the later ones) were trusted, mostly because an axis tip (G or B) was drawn
+   blurred while the position Gaussian was sharp. The decoder now says separately whether the position is located
+   (`DecodedActions.position_confidence`: the R point in ≥ 2 views, small residual), and the policy keeps such a position
+   while interpolating only the rotation. Trusted first-plan positions rose to 88–98 % per frame and first plans ending
+   within 3 cm of the sphere from 52 % to 64 % (the raw decoded ends: 68 %). Closed-loop reach did not move:
+   56 % [42, 69] against 60 % (the first row below).
+2. *States the demonstrations never visit.* The stalled arms stood where, in one or two of the 32² views, the gripper
+   covers the named sphere's pixels though it is 7–15 cm away in 3D; every demonstration started at the same home
+   pose and went straight to the goal, so the model had never seen such a state followed by more motion. `action-images
+   collect --start-spread 0.15` starts each episode at a seeded random offset from home (x, y within ±15 cm, z up to
+   15 cm lower; evaluation still starts at home) and the expert goes to the goal from there:
+   `action-images collect --task reach push pick_place --episodes 500 --seed 2 --start-spread 0.15 --out data/sim_start
+   --workers 2` (1500 episodes, 4 minutes). *Run O* is run N resumed on both datasets until the budget's hour was spent
+   (its timer carries run N's 43.7 minutes; 58.7 minutes of training in all, 17,000 steps; Lightning restored run N's
+   schedule, so the learning rate stayed at its 10 % floor): `action-images fit` with run N's arguments, `--data.datasets
+   '[data/sim_3000s, data/sim_start]' --model.init_args.max_steps 17000 --trainer.max_steps 17000 --trainer.max_time
+   00:01:00:00 --ckpt_path runs/policy_3000s_60/…/last.ckpt`. Closed loop with guidance 2: reach 68 % [54, 79] (run N 60 %),
+   pick_place 8 % [3, 19] (the first grasps that succeed), push 0 %.
+
+*The best of K plans.* The goal readout (trained to find, from the first frame at high noise, the pixel where the
+clip ends) is a per-pixel distribution: it cannot end up between two places, as a plan can. Scored on the sphere
+centres (`tools/bench_grounding.py`, last column of the grounding table) it names the right sphere in 90 % of 20 unseen
+scenes, as often as the plans end nearest it (88–90 %), so it is no better chooser of the sphere; what it catches are
+the plans that end between spheres or short of one. `action-images eval … --candidates K` samples K plans in one batch
+and executes the one whose end the readout finds likeliest (`goal_readout_scores`). On run N it gave 62 % (56 % with one plan); on run O,
+reach **74 % [60, 84]** with 4 or 8 candidates (guidance 3: 72 %), pick_place 6 %, push 2 %.
+
+*Open loop beats replanning now.* With run O, guidance 2 and the best of 4, executing each 12-step plan whole (the
+paper's protocol) reaches **84 % [71, 92]** of `reach` episodes and **14 % [7, 26]** of `pick_place`, against 74 % and
+6 % replanning every 3 steps (replanning every 6: 68 %). A plan made from the home pose is made where the data is
+densest; each replan is made from a state the arm reached by executing an imperfect plan, and costs the plan's
+commitment. The best `reach` result is still short of 90 %; push stays at 0–2 %.
+"""
+
 
 SESSION_7 = """**Session 7: settled demonstrations, the joint canvas, and a fairer a2v measure.**
 
@@ -401,6 +454,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 
 {SESSION_8_9}
 {SESSION_10}
+
+{SESSION_11}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
