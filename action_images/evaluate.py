@@ -160,7 +160,7 @@ def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_s
     `env`: a `reach` environment to use (default: one with the policy's cameras); it is closed after."""
     env = env or make_env("reach", image_size=image_size, cameras=tuple(policy.cameras))
     nearest, to_named, from_start, text_effect, noise_effect, readout_best = [], [], [], [], [], []
-    has_readout = bool(getattr(getattr(policy, "pipeline", None), "model", None) and policy.pipeline.model.hparams.get("goal_readout_weight"))
+    has_readout = getattr(policy, "has_goal_readout", False)
     base_seed = policy.seed
     try:
         for index in range(scenes):
@@ -171,7 +171,7 @@ def instruction_following(policy, scenes: int = 10, seed: int = 100_000, image_s
             if has_readout:
                 policy.seed = base_seed
                 policy.reset()
-                readout_best.append(float(int(policy.goal_readout_scores(observation, torch.from_numpy(spheres).float()).argmax()) == task.target_index))
+                readout_best.append(float(int(policy.readout_scores(observation, torch.from_numpy(spheres).float()).argmax()) == task.target_index))
             ends = []
             for sphere, colour in enumerate(task.colours):
                 policy.seed = base_seed

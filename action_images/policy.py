@@ -119,7 +119,7 @@ class ActionImagesPolicy:
         self.steps, self.guidance_scale, self.seed = steps, guidance_scale, seed
         if candidates < 1:
             raise ValueError(f"candidates must be ≥ 1, got {candidates}")
-        if candidates > 1 and not pipeline.model.hparams.goal_readout_weight:
+        if candidates > 1 and not self.has_goal_readout:
             raise ValueError("choosing among candidate plans needs a model trained with a goal readout (model.goal_readout_weight > 0)")
         self.candidates = candidates
         pipeline.fuse_qkv_projections()  # exact, and one matrix multiply instead of three per attention
@@ -146,9 +146,14 @@ class ActionImagesPolicy:
         self.gripper_command = float(action[7])
         return action
 
-    @torch.inference_mode()
-    def _generate(self, observation: dict, plans: int, steps: int, return_readout: bool, decode: bool = True):
-        """`plans` generations from one observation in one batch → (views, pipeline output)."""
+    @property
+    def has_goal_readout(self) -> bool:
+        return bool(self.pipeline.model.hparams.goal_readout_weight)
+
+    def generate(self, observation: dict, plans: int = 1, steps: int | None = None, return_readout: bool = False, decode: bool = True):
+        """`plans` generations from one observation in one batch (`steps`: default the policy's) →
+        (the observation's views, the pipeline's output). `plan` executes one of them."""
+        steps = self.steps if steps is None else steps
         views = observation_views(observation, self.cameras, self.image_size)
         views.pose = with_gripper_command(views.pose, self.gripper_command)
         count, frames = len(self.cameras), self.num_frames
@@ -166,17 +171,17 @@ class ActionImagesPolicy:
         return goal_readout_scores(log_probs.mean(0).cpu(), points, cameras)
 
     @torch.inference_mode()
-    def goal_readout_scores(self, observation: dict, points: torch.Tensor) -> torch.Tensor:
+    def readout_scores(self, observation: dict, points: torch.Tensor) -> torch.Tensor:
         """How likely the model's goal readout finds it that the plan from `observation` ends at each of
         `points` (N, 3) (`goal_readout_scores`; one noisiest-step pass, nothing decoded)."""
-        views, out = self._generate(observation, 1, steps=1, return_readout=True, decode=False)
+        views, out = self.generate(observation, 1, steps=1, return_readout=True, decode=False)
         return self._readout_scores(views, out.goal_readout, points)
 
     @torch.inference_mode()
     def plan(self, observation: dict) -> np.ndarray:
         """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
         plans = self.candidates
-        views, out = self._generate(observation, plans, self.steps, return_readout=plans > 1)
+        views, out = self.generate(observation, plans, return_readout=plans > 1)
         self.generations += 1
         decoded = out.decoded
         position_confident = decoded.position_confidence & torch.isfinite(decoded.positions).all(-1)

@@ -18,8 +18,8 @@ under additive noise. Then, per channel:
 A frame is confident when each point is seen in ≥ 2 views, both decoded axes are within
 `axis_tolerance` of the tool-axis length and the reprojection residual is small; its position alone is
 confident when the R point is seen in ≥ 2 views with a small residual (a blurred axis tip then costs the
-rotation, not the position). Points seen in fewer
-than two views are NaN: the decoder does not invent a pose; the policy layer decides what to do.
+rotation, not the position). Points seen in fewer than two views are NaN: the decoder does not invent a
+pose; the policy layer decides what to do.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ does. Writes `benchmarks/results/grounding/<results>.json` (`action_images.evalu
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -41,7 +42,7 @@ def main() -> None:
     print(f"{args.results}: plan ends nearest the named sphere {figures.named_nearest:.0%} (chance 33%); "
           f"end → named {figures.plan_end_to_named_cm:.1f} cm (start {figures.start_to_named_cm:.1f}); "
           f"moving the plan's end: naming another colour {figures.instruction_effect_cm:.2f} cm, other noise {figures.noise_effect_cm:.2f} cm"
-          + ("" if figures.readout_named_best != figures.readout_named_best else
+          + ("" if math.isnan(figures.readout_named_best) else
              f"; its goal readout scores the named sphere highest in {figures.readout_named_best:.0%} of scenes"))
     write_json(RESULTS / "grounding" / f"{args.results}.json",
                {"checkpoint": str(args.checkpoint), "mode": args.mode, "steps": args.steps, "guidance": args.guidance, **asdict(figures)})

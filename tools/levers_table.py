@@ -8,6 +8,7 @@ Each JSON file is written by `tools/bench_model.py` for one training run (its co
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -263,7 +264,8 @@ whole 10-minute call (~2,900 episodes in 6 minutes with 14 workers, rendering-bo
 
 SESSION_11 = """**Session 11: why reach episodes stall, varied starts, and the best of K plans.**
 
-*The stalls.* Run N's failed `reach` episodes (guidance 2, 50 scenes; looked at step by step, not kept) are rarely the
+*The stalls.* Run N's failed `reach` episodes (guidance 2, 50 scenes; `closest_distance` in the `<label>_episodes.json`
+that `action-images eval … --out DIR` writes; their paths were looked at step by step, not kept) are rarely the
 3–4 cm near misses the settled data removed: 16 of 20 never come within 5 cm, and most end still, a few centimetres
 of motion in their last ten steps, 6–15 cm from the named sphere. Two causes were found.
 1. *Held frames.* The policy held every waypoint the decoder did not trust as a whole pose, and on run N's first plans
@@ -271,7 +273,8 @@ of motion in their last ten steps, 6–15 cm from the named sphere. Two causes w
    blurred while the position Gaussian was sharp. The decoder now says separately whether the position is located
    (`DecodedActions.position_confidence`: the R point in ≥ 2 views, small residual), and the policy keeps such a position
    while interpolating only the rotation. Trusted first-plan positions rose to 88–98 % per frame and first plans ending
-   within 3 cm of the sphere from 52 % to 64 % (the raw decoded ends: 68 %). Closed-loop reach did not move:
+   within 3 cm of the sphere from 52 % to 64 % (the raw decoded ends: 68 %; `python tools/diagnose_reach.py --run
+   runs/policy_3000s_60 --steps 2 --guidance-scale 2`). Closed-loop reach did not move:
    56 % [42, 69] against 60 % (the first row below).
 2. *States the demonstrations never visit.* The stalled arms stood where, in one or two of the 32² views, the gripper
    covers the named sphere's pixels though it is 7–15 cm away in 3D; every demonstration started at the same home
@@ -357,7 +360,7 @@ def grounding_table() -> str:
             readout = g.get("readout_named_best")
             rows.append([label, f"{g['named_nearest']:.0%}", f"{g['plan_end_to_named_cm']:.1f} (from {g['start_to_named_cm']:.1f})",
                          f"{g['instruction_effect_cm']:.2f}", f"{g['noise_effect_cm']:.2f}",
-                         "—" if readout is None or readout != readout else f"{readout:.0%}"])
+                         "—" if readout is None or math.isnan(readout) else f"{readout:.0%}"])
     if not rows:
         return "(no instruction-following check recorded yet)"
     return markdown_table(["run", "plan ends nearest the named sphere (chance 33 %)", "plan end → named sphere (cm)",
