@@ -101,7 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
     policy = load_policy(
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
         mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale, device=resolve_device(args.device),
-        candidates=args.candidates,
+        candidates=args.candidates, keep_plan=args.keep_plan,
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--candidates", type=int, default=1,
                             help="plans sampled per generation, in one batch; the policy executes the one whose end its goal readout "
                                  "finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")
+    evaluation.add_argument("--keep-plan", action="store_true",
+                            help="at a replan, keep executing the current plan unless a new one's end scores higher on the fresh goal "
+                                 "readout (models with a goal readout; default: every replan starts a new plan)")
     evaluation.add_argument("--device", default="auto",
                             help="where the model runs: cpu, cuda, cuda:1 … (default: auto, the first GPU if there is one; the simulator always runs on the CPU)")
     evaluation.set_defaults(run=_eval)

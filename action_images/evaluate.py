@@ -88,7 +88,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
-                guidance_scale: float = 1.0, device: str | torch.device = "cpu", candidates: int = 1, **clip) -> Policy:
+                guidance_scale: float = 1.0, device: str | torch.device = "cpu", candidates: int = 1, keep_plan: bool = False,
+                **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
     baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance and no goal readout: a
     scale other than 1 or more than one candidate plan is an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
@@ -112,7 +113,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     else:
         module_class = chunk_module_class(stored.get("hyper_parameters", {}))
         if module_class is not None:
-            if guidance_scale != 1.0 or candidates != 1:
+            if guidance_scale != 1.0 or candidates != 1 or keep_plan:
                 raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance "
                                  "and no goal readout to choose among candidate plans")
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
@@ -126,7 +127,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
                          "evaluate it with mode 'policy'")
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
-        mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale, candidates=candidates,
+        mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale, candidates=candidates, keep_plan=keep_plan,
     )
 
 
@@ -224,15 +225,21 @@ def _video_frame(observation: dict, cameras: tuple[str, ...], policy: Policy) ->
     return torch.cat(rows, -2).permute(1, 2, 0).numpy()
 
 
-def run_episode(env, policy: Policy, seed: int, record: bool, cameras: tuple[str, ...]) -> tuple[EpisodeResult, list[np.ndarray]]:
+def run_episode(env, policy: Policy, seed: int, record: bool, cameras: tuple[str, ...], observer=None) -> tuple[EpisodeResult, list[np.ndarray]]:
+    """One seeded episode. `observer(env)`, when given, is called after the reset and after every step
+    (to follow the scene's state, e.g. `tools/diagnose_tasks.py`)."""
     observation, info = env.reset(seed=seed)
     policy.reset()
+    if observer is not None:
+        observer(env)
     frames, success, steps, start, distances = [], False, 0, time.perf_counter(), []
     while True:
         action = policy.select_action(observation)
         if record:
             frames.append(_video_frame(observation, cameras, policy))
         observation, _, terminated, truncated, info = env.step(action)
+        if observer is not None:
+            observer(env)
         steps += 1
         success = bool(info["success"])
         distances.append(info.get("goal_distance", math.nan))

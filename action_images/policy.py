@@ -100,12 +100,16 @@ class ActionImagesPolicy:
             the plan whose end its model's goal readout finds likeliest (`goal_readout_scores`): the
             readout is a per-pixel distribution, so it can name one of several places where the
             generator, unsure, would plan between them. Needs a model trained with a goal readout.
+        keep_plan: when replanning, the rest of the plan being executed competes with the new candidates
+            on the fresh goal readout and is kept unless a new plan's end scores higher (a replan then
+            costs a plan's commitment only when the model now finds another end likelier). Needs a goal
+            readout; the rest competes while it still covers `replan_every` steps.
     """
 
     def __init__(
         self, pipeline: ActionImagesPipeline, cameras: list[str], num_frames: int = 5, stride: int = 3, image_size: int = 32,
         mode: str = "joint", replan_every: int | None = None, steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
-        candidates: int = 1,
+        candidates: int = 1, keep_plan: bool = False,
     ) -> None:
         self.pipeline, self.cameras = pipeline, list(cameras)
         self.num_frames, self.stride, self.image_size = num_frames, stride, image_size
@@ -122,6 +126,9 @@ class ActionImagesPolicy:
         if candidates > 1 and not self.has_goal_readout:
             raise ValueError("choosing among candidate plans needs a model trained with a goal readout (model.goal_readout_weight > 0)")
         self.candidates = candidates
+        if keep_plan and not self.has_goal_readout:
+            raise ValueError("keeping a plan against new ones needs a model trained with a goal readout (model.goal_readout_weight > 0)")
+        self.keep_plan = keep_plan
         pipeline.fuse_qkv_projections()  # exact, and one matrix multiply instead of three per attention
         self.reset()
 
@@ -136,11 +143,16 @@ class ActionImagesPolicy:
         self.imagined: dict[str, torch.Tensor] | None = None  # the last generation, for people to look at
         self.plan_step = -1
         self.gripper_command: float | None = None  # the last command sent: the current frame's gripper state
+        self._rest: np.ndarray | None = None  # the targets of the current plan not yet queued
+        self.kept = False  # whether the last replan kept the rest of the plan
+        self.plans_kept = 0
 
     def select_action(self, observation: dict) -> np.ndarray:
         if not self._queue:
-            self._queue = list(self.plan(observation)[: self.replan_every])
-            self.plan_step = -1
+            targets = self.plan(observation)
+            self._queue, self._rest = list(targets[: self.replan_every]), targets[self.replan_every :]
+            if not self.kept:
+                self.plan_step = -1
         self.plan_step += 1  # the index of the returned target in the current plan
         action = self._queue.pop(0)
         self.gripper_command = float(action[7])
@@ -181,7 +193,8 @@ class ActionImagesPolicy:
     def plan(self, observation: dict) -> np.ndarray:
         """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
         plans = self.candidates
-        views, out = self.generate(observation, plans, return_readout=plans > 1)
+        rest = self._rest if self.keep_plan and self._rest is not None and len(self._rest) >= self.replan_every else None
+        views, out = self.generate(observation, plans, return_readout=plans > 1 or rest is not None)
         self.generations += 1
         decoded = out.decoded
         position_confident = decoded.position_confidence & torch.isfinite(decoded.positions).all(-1)
@@ -192,11 +205,16 @@ class ActionImagesPolicy:
                              confident[k], position_confident[k])
             for k in range(plans)
         ]
-        chosen = 0
-        if plans > 1:
-            self.plan_ends = torch.stack([positions[-1] for positions, _ in filled])  # (K, 3), kept for people to look at
+        chosen, self.kept = 0, False
+        if plans > 1 or rest is not None:
+            ends = [positions[-1] for positions, _ in filled] + ([] if rest is None else [torch.from_numpy(rest[-1, :3]).to(filled[0][0])])
+            self.plan_ends = torch.stack(ends)  # (K [+ 1 for the rest], 3), kept for people to look at
             self.plan_scores = self._readout_scores(views, out.goal_readout, self.plan_ends)
             chosen = int(self.plan_scores.argmax())
+            if chosen == plans:  # the rest of the current plan: keep executing it
+                self.kept = True
+                self.plans_kept += 1
+                return rest
         self.imagined = {"rgb": out.rgb[chosen].cpu(), "action_images": out.action_images[chosen].cpu()}
         positions, rotations = filled[chosen]
         return waypoints_to_targets(positions, rotations, decoded.gripper_open[chosen], self.stride)

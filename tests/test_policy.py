@@ -18,6 +18,7 @@ from action_images.evaluate import (
 from action_images.policy import ActionImagesPolicy, fill_unconfident, goal_readout_scores, waypoints_to_targets
 from action_images.sim import make_env
 from action_images.sim.experts import make_expert
+from action_images.sim.milestones import MILESTONES, furthest, milestone_observer
 from rendering.cameras import Cameras
 from rendering.synthetic import random_rig
 
@@ -109,6 +110,29 @@ def test_harness_counts_the_experts_successes():
     assert frames[0].shape[0] == 96 and frames[0].dtype == np.uint8  # real views only: the expert imagines nothing
 
 
+class StandStill:
+    """Commands the pose it observes: moves nothing."""
+
+    def reset(self):
+        pass
+
+    def select_action(self, observation):
+        return observation["ee_pose"]
+
+
+@pytest.mark.parametrize("task", ["push", "pick_place"])
+def test_milestones_follow_the_expert_to_success_and_a_still_arm_nowhere(task):
+    env = make_env(task, image_size=32, cameras=CAMERAS)
+    expert, still = milestone_observer(task), milestone_observer(task)
+    result, _ = run_episode(env, ExpertPolicy(env), seed=100_001, record=False, cameras=tuple(CAMERAS), observer=expert)
+    assert result.success and furthest(expert.reached, MILESTONES[task]) == len(MILESTONES[task])
+    assert expert.reached == set(MILESTONES[task])  # every milestone on the way, not only the last
+    run_episode(env, StandStill(), seed=100_001, record=False, cameras=tuple(CAMERAS), observer=still)
+    assert still.reached == set() and furthest(still.reached, MILESTONES[task]) == 0
+    with pytest.raises(ValueError, match="no milestones for task 'reach'"):
+        milestone_observer("reach")
+
+
 class SphereOracle:
     """Plans straight to the sphere whose colour its instruction names (`follows=True`) or to the
     first sphere whatever it is told, with a small seeded jitter standing in for sampling noise."""
@@ -158,6 +182,8 @@ def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
     assert guided.guidance_scale == 2.0 and guided.select_action(observation).shape == (8,)
     with pytest.raises(ValueError, match="goal readout"):
         load_policy(checkpoint, cameras=CAMERAS, candidates=3)
+    with pytest.raises(ValueError, match="goal readout"):
+        load_policy(checkpoint, cameras=CAMERAS, keep_plan=True)
 
 
 def test_the_policy_executes_the_candidate_its_goal_readout_prefers(tmp_path):
@@ -175,6 +201,23 @@ def test_the_policy_executes_the_candidate_its_goal_readout_prefers(tmp_path):
     chosen = int(policy.plan_scores.argmax())
     assert np.allclose(targets[-1, :3], policy.plan_ends[chosen].numpy(), atol=1e-6)  # the plan executed is the one scored best
     assert instruction_following(policy, scenes=1, env=env).readout_named_best in (0.0, 1.0)
+
+    keeping = load_policy(tmp_path / "model.ckpt", cameras=CAMERAS, replan_every=2, steps=2, candidates=3, keep_plan=True)
+    observation, _ = env.reset(seed=1)
+    first = [keeping.select_action(observation) for _ in range(2)]  # the first plan: nothing to keep yet
+    assert keeping.plan_scores.shape == (3,) and not keeping.kept
+    rest = keeping._rest.copy()
+    action = keeping.select_action(observation)  # the replan: the rest of the first plan competes as a 4th candidate
+    assert keeping.plan_scores.shape == (4,) and keeping.kept == (int(keeping.plan_scores.argmax()) == 3)
+    if keeping.kept:
+        assert np.allclose(action, rest[0]) and keeping.plans_kept == 1 and keeping.plan_step == 2
+    else:
+        assert keeping.plan_step == 0 and np.allclose(action[:3], observation["ee_pose"][:3], atol=0.2)
+    assert len(first) == 2
+    short = load_policy(tmp_path / "model.ckpt", cameras=CAMERAS, replan_every=3, steps=2, candidates=2, keep_plan=True)
+    for _ in range(4):  # a rest of 1 step cannot cover 3: it never competes
+        short.select_action(observation)
+        assert short.plan_scores.shape == (2,) and not short.kept
 
 
 def test_eval_command_writes_table_and_videos(checkpoint, tmp_path):

@@ -1,0 +1,67 @@
+"""Where do `push` and `pick_place` episodes fail? Each episode's furthest milestone, task by task.
+
+    python tools/diagnose_tasks.py --run runs/policy_start_fresh --task push pick_place --candidates 4 --guidance-scale 2
+
+The policy runs the seeded evaluation episodes of `action-images eval` (seeds from 100000, the same
+scenes) while `action_images.sim.milestones` follows the scene step by step and records how far each
+episode got (push: behind the cube, cube moved, towards the goal, success; pick_place: at the named
+cube, lifted, over the pad, success).
+
+It prints the share of episodes reaching each milestone and writes `diagnosis.json` per episode under
+`--out` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from action_images.evaluate import EvalConfig, load_policy, run_episode  # noqa: E402
+from action_images.sim import make_env  # noqa: E402
+from action_images.sim.milestones import MILESTONES, furthest, milestone_observer  # noqa: E402
+from tools.benchlib import last_checkpoint  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a training run folder (its last checkpoint is used)")
+    parser.add_argument("--task", nargs="+", default=list(MILESTONES), choices=list(MILESTONES))
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2, help="Euler steps (default 2)")
+    parser.add_argument("--guidance-scale", type=float, default=2.0)
+    parser.add_argument("--candidates", type=int, default=4)
+    parser.add_argument("--replan-every", type=int, default=None, help="control steps per plan (default: the whole horizon)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    policy = load_policy(last_checkpoint(args.run), cameras=None, steps=args.steps, guidance_scale=args.guidance_scale,
+                         candidates=args.candidates, replan_every=args.replan_every)
+    config = EvalConfig()
+    rows = []
+    for task in args.task:
+        env = make_env(task, image_size=config.image_size, cameras=tuple(policy.cameras))
+        milestones = MILESTONES[task]
+        for index in range(args.episodes):
+            observer = milestone_observer(task)
+            result, _ = run_episode(env, policy, config.seed + index, False, tuple(policy.cameras), observer=observer)
+            rows.append({"task": task, "seed": result.seed, "success": result.success, "furthest": furthest(observer.reached, milestones),
+                         "reached": sorted(observer.reached), "touched_other": getattr(observer, "touched_other", None),
+                         "final_distance": result.final_distance})
+        env.close()
+        done = [row for row in rows if row["task"] == task]
+        print(f"{task} ({len(done)} episodes), share passing each milestone: " + ", ".join(
+            f"{name} {np.mean([row['furthest'] > i for row in done]):.0%}" for i, name in enumerate(milestones)))
+        if task == "pick_place":
+            print(f"  touched the other cube: {np.mean([row['touched_other'] for row in done]):.0%}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "diagnosis.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
