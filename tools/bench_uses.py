@@ -33,10 +33,22 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
+from action_images.policy import ActionImagesPolicy  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
 from tools.benchlib import last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
 
 SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
+
+
+def canvas_policy(checkpoint: Path, mode: str, steps: int) -> ActionImagesPolicy:
+    """A policy replanning every step on `mode`'s canvas. A model trained on the policy canvas alone never
+    learned to draw RGB, so `load_policy` refuses it the joint canvas; its cost does not depend on what
+    the weights learned, so the cost of the joint canvas is measured on the same weights all the same."""
+    policy = load_policy(checkpoint, cameras=None, mode="policy", replan_every=1, steps=steps)
+    if mode == "policy":
+        return policy
+    return ActionImagesPolicy(policy.pipeline, policy.cameras, num_frames=policy.num_frames, stride=policy.stride,
+                              image_size=policy.image_size, mode=mode, replan_every=1, steps=steps)
 
 
 def policy_latency(checkpoint: Path, console: Console) -> dict[str, float]:
@@ -45,7 +57,7 @@ def policy_latency(checkpoint: Path, console: Console) -> dict[str, float]:
     observation, _ = env.reset(seed=123)
     figures = {}
     for mode in ("joint", "policy"):
-        policy = load_policy(checkpoint, cameras=None, mode=mode, replan_every=1, steps=10)
+        policy = canvas_policy(checkpoint, mode, steps=10)
         figures[f"policy_step_latency_s_{mode}"] = median_ms(lambda: policy.select_action(observation), repeats=5) / 1000
     for steps in (1, 5, 10, 20):
         policy = load_policy(checkpoint, cameras=None, mode="policy", replan_every=1, steps=steps)
@@ -104,6 +116,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task and policy (default 50)")
     parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
+    parser.add_argument("--guidance-scale", type=float, default=1.0, help="our policy's classifier-free guidance (default 1: none)")
+    parser.add_argument("--candidates", type=int, default=1, help="our policy's plans per generation, best by its goal readout (default 1)")
     parser.add_argument("--labeller", type=Path, default=None,
                         help="the run that labels (default: --model); e.g. a v2a-only run of configs/labeller_sim_cpu.yaml")
     parser.add_argument("--label-episodes", type=int, default=5, help="held-out episodes per task to label (default 5)")
@@ -119,19 +133,21 @@ def main() -> None:
     model, baseline = last_checkpoint(args.model), last_checkpoint(args.baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     horizon = None  # open loop: the whole generated horizon
+    ours = {"steps": args.steps, "guidance_scale": args.guidance_scale, "candidates": args.candidates}
 
     tables = {
-        "ours, closed loop": evaluate_checkpoint(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
-        "ours, open loop": evaluate_checkpoint(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, steps=args.steps),
+        "ours, closed loop": evaluate_checkpoint(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, **ours),
+        "ours, open loop": evaluate_checkpoint(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, **ours),
         "baseline": evaluate_checkpoint(baseline, "baseline", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
     }
     zero_shot = {
-        "ours, unseen tasks": evaluate_checkpoint(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, unseen tasks": evaluate_checkpoint(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, **ours),
         "ours, unseen camera placements": evaluate_checkpoint(model, "zeroshot_cameras", args.tasks, args.episodes, args.out, replan_every=args.replan_every,
-                                                    steps=args.steps, camera_jitter=split["held_out_camera_jitter"]),
+                                                    camera_jitter=split["held_out_camera_jitter"], **ours),
         "baseline, unseen tasks": evaluate_checkpoint(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
     }
-    figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
+    figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps,
+                                 "guidance_scale": args.guidance_scale, "candidates": args.candidates}
     for key, table in (("closed", tables["ours, closed loop"]), ("open", tables["ours, open loop"]), ("baseline", tables["baseline"]),
                        ("zeroshot", zero_shot["ours, unseen tasks"]), ("zeroshot_cameras", zero_shot["ours, unseen camera placements"])):
         for task, row in table.items():
@@ -168,10 +184,12 @@ def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
     table = "\n".join(["| figure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
     return f"""## The uses: control, labelling, augmentation
 
-Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes}{f" --labeller {args.labeller}" if args.labeller else ""}`, on {machine_line()}.
+Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes} --steps {args.steps} \
+--guidance-scale {args.guidance_scale:g} --candidates {args.candidates}{f" --labeller {args.labeller}" if args.labeller else ""}`, on {machine_line()}.
 Results: `benchmarks/results/uses.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
 Seeded episodes from seed 100000 (collection uses 0…); closed loop replans every {args.replan_every} control steps, open loop
-executes each generation whole (the paper's protocol); {args.steps} Euler steps. Cells: success [95 % Wilson interval].
+executes each generation whole (the paper's protocol); {args.steps} Euler steps; our policy with guidance {args.guidance_scale:g} and the best of
+{args.candidates} plan(s) by its goal readout (the baseline has neither). Cells: success [95 % Wilson interval].
 
 {success_markdown(tables)}
 
