@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="sampling steps (default 10)")
     parser.add_argument("--guidance-scale", type=float, default=1.0, help="our policy's classifier-free guidance (default 1: none)")
     parser.add_argument("--candidates", type=int, default=1, help="our policy's plans per generation, best by its goal readout (default 1)")
+    parser.add_argument("--keep-plan", action="store_true", help="our policy keeps its plan at a replan unless a new one scores higher")
     parser.add_argument("--labeller", type=Path, default=None,
                         help="the run that labels (default: --model); e.g. a v2a-only run of configs/labeller_sim_cpu.yaml")
     parser.add_argument("--label-episodes", type=int, default=5, help="held-out episodes per task to label (default 5)")
@@ -133,7 +134,7 @@ def main() -> None:
     model, baseline = last_checkpoint(args.model), last_checkpoint(args.baseline)
     args.out.mkdir(parents=True, exist_ok=True)
     horizon = None  # open loop: the whole generated horizon
-    ours = {"steps": args.steps, "guidance_scale": args.guidance_scale, "candidates": args.candidates}
+    ours = {"steps": args.steps, "guidance_scale": args.guidance_scale, "candidates": args.candidates, "keep_plan": args.keep_plan}
 
     tables = {
         "ours, closed loop": evaluate_checkpoint(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, **ours),
@@ -147,7 +148,7 @@ def main() -> None:
         "baseline, unseen tasks": evaluate_checkpoint(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
     }
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps,
-                                 "guidance_scale": args.guidance_scale, "candidates": args.candidates}
+                                 "guidance_scale": args.guidance_scale, "candidates": args.candidates, "keep_plan": float(args.keep_plan)}
     for key, table in (("closed", tables["ours, closed loop"]), ("open", tables["ours, open loop"]), ("baseline", tables["baseline"]),
                        ("zeroshot", zero_shot["ours, unseen tasks"]), ("zeroshot_cameras", zero_shot["ours, unseen camera placements"])):
         for task, row in table.items():
@@ -185,11 +186,11 @@ def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
     return f"""## The uses: control, labelling, augmentation
 
 Command: `python tools/bench_uses.py --model {args.model} --baseline {args.baseline} --episodes {args.episodes} --steps {args.steps} \
---guidance-scale {args.guidance_scale:g} --candidates {args.candidates}{f" --labeller {args.labeller}" if args.labeller else ""}`, on {machine_line()}.
+--guidance-scale {args.guidance_scale:g} --candidates {args.candidates}{" --keep-plan" if args.keep_plan else ""}{f" --labeller {args.labeller}" if args.labeller else ""}`, on {machine_line()}.
 Results: `benchmarks/results/uses.json`; episode videos (real views, imagined RGB, imagined action images) in `{args.out}/videos/`.
 Seeded episodes from seed 100000 (collection uses 0…); closed loop replans every {args.replan_every} control steps, open loop
 executes each generation whole (the paper's protocol); {args.steps} Euler steps; our policy with guidance {args.guidance_scale:g} and the best of
-{args.candidates} plan(s) by its goal readout (the baseline has neither). Cells: success [95 % Wilson interval].
+{args.candidates} plan(s) by its goal readout{", keeping its plan unless a new one scores higher" if args.keep_plan else ""} (the baseline has neither). Cells: success [95 % Wilson interval].
 
 {success_markdown(tables)}
 

@@ -51,13 +51,17 @@ def main() -> None:
             result, _ = run_episode(env, policy, config.seed + index, False, tuple(policy.cameras), observer=observer)
             rows.append({"task": task, "seed": result.seed, "success": result.success, "furthest": furthest(observer.reached, milestones),
                          "reached": sorted(observer.reached), "touched_other": getattr(observer, "touched_other", None),
-                         "final_distance": result.final_distance})
+                         "final_distance": result.final_distance, "lowest_cm": 100 * getattr(observer, "lowest", np.nan),
+                         **{f"closest_low_to_{k.replace(' ', '_')}_cm": 100 * v for k, v in getattr(observer, "closest_low", {}).items()}})
         env.close()
         done = [row for row in rows if row["task"] == task]
         print(f"{task} ({len(done)} episodes), share passing each milestone: " + ", ".join(
             f"{name} {np.mean([row['furthest'] > i for row in done]):.0%}" for i, name in enumerate(milestones)))
         if task == "pick_place":
-            print(f"  touched the other cube: {np.mean([row['touched_other'] for row in done]):.0%}")
+            closest = ", ".join(f"{name} {np.median([row[f'closest_low_to_{name}_cm'] for row in done]):.1f}"
+                                for name in ("named_cube", "other_cube", "pad"))
+            print(f"  touched the other cube: {np.mean([row['touched_other'] for row in done]):.0%}; medians: lowest fingers "
+                  f"{np.median([row['lowest_cm'] for row in done]):.1f} cm above the table; closest below 8 cm (table plane, cm): {closest}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "diagnosis.json").write_text(json.dumps(rows, indent=1))

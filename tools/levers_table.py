@@ -134,6 +134,11 @@ CLOSED_LOOP = [
     ("policy_start_60_reach_cfg2_open.json", "run O, guidance 2, one plan, open loop (`reach` only)", "policy"),
     ("policy_start_60_cfg2_best8_open.json", "run O, guidance 2, best of 8, open loop", "policy"),
     ("policy_start_60_cfg2_best4_open.json", "run O, guidance 2, best of 4, **open loop** (the paper's protocol: one plan of 12 steps, executed whole)", "policy"),
+    ("policy_start_fresh_cfg2.json", "**run P**: run N's recipe on run O's data (`data/sim_3000s` + `data/sim_start`) from scratch, one 60-minute command, "
+     "16,583 steps; guidance 2, one plan", "policy"),
+    ("policy_start_fresh_cfg2_best4.json", "run P, guidance 2, best of 4", "policy"),
+    ("policy_start_fresh_cfg2_best4_keep.json", "run P, guidance 2, best of 4, **keeping the plan** unless a new one scores higher (`--keep-plan`)", "policy"),
+    ("policy_start_fresh_cfg2_best4_open.json", "run P, guidance 2, best of 4, open loop", "policy"),
 ]
 
 
@@ -312,6 +317,37 @@ short of 90 %; push stays at 0–2 %.
 """
 
 
+SESSION_12 = """**Session 12: one command, keeping a plan, and where push and pick_place fail.**
+
+*Run P* trains run N's recipe on run O's data from scratch in one command, the 60-minute budget of this machine (16,583
+steps; held-out position error of the policy canvas 1.67 cm at the end): `action-images fit` with run N's arguments and
+`--data.datasets '[data/sim_3000s, data/sim_start]' --model.init_args.max_steps 17000 --trainer.max_steps 17000
+--trainer.max_time 00:01:00:00`. It reproduces run O (which needed two commands and a schedule restored at its floor):
+guidance 2, best of 4, open loop, reach **86 % [74, 93]**, pick_place 8 % [3, 19], push 0 %; replanning every 3 steps
+82 % / 8 % / 4 % (one plan: 84 % / 8 % / 4 %). With one command and a full schedule, best of 4 no longer beats one plan
+when replanning.
+
+*Keeping a plan* (`action-images eval … --keep-plan`): at each replan the unexecuted rest of the current plan competes with
+the new candidates on the fresh goal readout, and is kept unless a new plan's end scores higher. Replanning every 3 steps,
+best of 4, it reaches **88 % [76, 94]** of `reach` episodes, the best closed-loop figure so far (82 % without it; the
+intervals overlap), pick_place 8 %, push 2 %.
+
+*Where the multi-phase tasks fail* (`python tools/diagnose_tasks.py --run runs/policy_start_fresh --task push pick_place
+--candidates 4 --guidance-scale 2`, the same 50 scenes, open loop; `benchmarks/results/milestones/`): share of episodes
+passing each milestone —
+- push: the fingers get behind the cube (within 3 cm of the expert's approach point, low) 32 %, the cube moves 32 %,
+  it ends ≥ 3 cm closer to the goal 12 %, success 0 %: a third of the episodes start the push from the right place, but the
+  pushes do not carry the cube the 12–20 cm into the square;
+- pick_place: the open fingers come within 2 cm of the named cube, low, 10 %; lifted 8 %, over the pad 8 %, success
+  8 %. Nearly every grasp that starts right ends on the pad; the failure is the first approach. Every episode descends to
+  grasp height (lowest fingers 5.0–7.8 cm above the table), but the median closest approach to the named cube while low
+  is 11.2 cm (9 of 50 within 3 cm). The other cube is touched in 2 % of the episodes, so the arm does not go down on the
+  wrong cube; where it does go down (the pad? between the cubes?) the tool now records (closest approach to the other
+  cube and the pad), not measured yet. At 32² with these wide cameras one pixel spans 3–4 cm of the workspace, and a
+  grasp needs about 1.5 cm.
+"""
+
+
 SESSION_7 = """**Session 7: settled demonstrations, the joint canvas, and a fairer a2v measure.**
 
 *Demonstrations ended on the tolerance boundary.* The environment terminates on the first successful frame, so every
@@ -472,6 +508,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_10}
 
 {SESSION_11}
+
+{SESSION_12}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint

@@ -51,13 +51,21 @@ class PickPlaceMilestones:
     def __init__(self) -> None:
         self.reached: set[str] = set()
         self.touched_other = False
+        # metres: the fingers' closest approach on the table plane, below 8 cm, to the named cube, the other one, the pad
+        self.closest_low = {"named cube": np.inf, "other cube": np.inf, "pad": np.inf}
+        self.lowest = np.inf  # metres: the fingers' lowest height
 
     def __call__(self, env) -> None:
         task, data, ee = env.task, env.data, env.ee_pose()
         named = task.target_cube
         other = "cube1" if named == "cube0" else "cube0"
         cube, pad = task.body_position(data, named), task.body_position(data, "pad")[:2]
-        if np.linalg.norm(ee[:2] - cube[:2]) < 0.02 and ee[2] < TABLE_HEIGHT + 0.08 and ee[7] > 0.5:
+        low = ee[2] < TABLE_HEIGHT + 0.08
+        if low:
+            for name, where in (("named cube", cube[:2]), ("other cube", task.body_position(data, other)[:2]), ("pad", pad)):
+                self.closest_low[name] = min(self.closest_low[name], float(np.linalg.norm(ee[:2] - where)))
+        self.lowest = min(self.lowest, float(ee[2] - TABLE_HEIGHT))
+        if np.linalg.norm(ee[:2] - cube[:2]) < 0.02 and low and ee[7] > 0.5:
             self.reached.add("at the named cube")
         lifted = cube[2] > TABLE_HEIGHT + CUBE_HALF + 0.02 and task.touches_gripper(data, named)
         if lifted:
