@@ -155,15 +155,23 @@ def main() -> None:
             figures[f"success_{key}_{task}"] = row["success"]
     figures["train_minutes"] = run_minutes(args.model)
     figures["baseline_train_minutes"] = run_minutes(args.baseline)
+    save = lambda: write_results("uses", figures) if args.results is None else write_json(args.results, figures)  # noqa: E731
+    save()  # the success tables took most of the time: keep them whatever comes next
     figures.update(policy_latency(model, console))
 
     data = held_out_dataset(args.out, args.tasks, args.label_episodes, seed=split["held_out_seed"])
-    figures.update(label_figures(last_checkpoint(args.labeller) if args.labeller else model, data, args.out))
-    augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
-    figures.update(augment)
+    draws_rgb = torch.load(model, map_location="cpu", weights_only=True)["hyper_parameters"].get("canvas", "joint") != "policy"
+    labeller = last_checkpoint(args.labeller) if args.labeller else model
+    if args.labeller or draws_rgb:
+        figures.update(label_figures(labeller, data, args.out))
+    else:  # v2a and a2v need the joint canvas, which a policy-canvas model never trained on
+        console.print(f"[yellow]{args.model} was trained on the policy canvas alone: no labelling (pass --labeller RUN) and no augmentation")
+    if draws_rgb:
+        augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
+        figures.update(augment)
     figures["augment_success_gain"] = float("nan")  # measured by --augment-gain runs (two more trainings), not here
     figures["uses_minutes"] = (time.perf_counter() - start) / 60
-    path = write_results("uses", figures) if args.results is None else write_json(args.results, figures)
+    path = save()
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n\nZero-shot:\n\n" + success_markdown(zero_shot) + "\n")
     console.print(success_markdown(tables))
     console.print(success_markdown(zero_shot))
@@ -177,9 +185,11 @@ def section(args, tables: dict, zero_shot: dict, figures: dict) -> str:
         ("policy latency per replanning step, joint / policy canvas", f"{figures['policy_step_latency_s_joint']:.3f} / {figures['policy_step_latency_s_policy']:.3f} s "
          f"(policy = {figures['policy_canvas_cost_ratio']:.2f}× joint)"),
         ("policy canvas latency, 1 / 5 / 10 / 20 sampling steps", " / ".join(f"{figures[f'policy_step_latency_s_policy_{s}_steps']:.3f}" for s in (1, 5, 10, 20)) + " s"),
-        ("labelling: position error median, rotation median, gripper", f"{figures['label_pos_err_cm']:.2f} cm, {figures['label_rot_err_deg']:.1f}°, {figures['label_gripper_accuracy']:.0%}"),
-        ("labelling throughput", f"{figures['label_frames_per_s']:.1f} frames/s"),
-        ("augmentation throughput", f"{figures['augment_episodes_per_s']:.2f} episodes/s, {figures['augment_frames_per_s']:.1f} frames/s"),
+        ("labelling: position error median, rotation median, gripper", f"{figures['label_pos_err_cm']:.2f} cm, {figures['label_rot_err_deg']:.1f}°, "
+         f"{figures['label_gripper_accuracy']:.0%}" if "label_pos_err_cm" in figures else "not measured (a policy-canvas model; pass --labeller)"),
+        ("labelling throughput", f"{figures['label_frames_per_s']:.1f} frames/s" if "label_frames_per_s" in figures else "—"),
+        ("augmentation throughput", f"{figures['augment_episodes_per_s']:.2f} episodes/s, {figures['augment_frames_per_s']:.1f} frames/s"
+         if "augment_episodes_per_s" in figures else "not measured (a policy-canvas model draws no RGB)"),
         ("training minutes, ours / baseline", f"{figures['train_minutes']:.0f} / {figures['baseline_train_minutes']:.0f}"),
     ]
     table = "\n".join(["| figure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
