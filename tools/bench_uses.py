@@ -11,8 +11,8 @@ budget), on seeded simulator episodes no training saw:
   against the number of sampling steps;
 - labelling (`action-images label`) of held-out episodes with their poses hidden: position error and
   gripper accuracy;
-- augmentation (`action-images augment`) throughput, and with `--augment-gain` the success of a
-  baseline trained on real + augmented episodes against one trained on real episodes alone.
+- augmentation (`action-images augment`) throughput; the success of a baseline trained on real +
+  augmented episodes against real alone is `tools/bench_augment.py`'s (its figures are kept here).
 Writes benchmarks/results/uses.json (or `--out`) and, unless `--no-markdown`, the "uses" section of
 BENCHMARKS.md.
 """
@@ -20,6 +20,7 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -35,9 +36,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.policy import ActionImagesPolicy  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import RESULTS, last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
 
 SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
+
+
+def evaluated(out: Path, resume: bool, checkpoint: Path, label: str, tasks: list[str], episodes: int, **options) -> dict:
+    """`evaluate_checkpoint`, or with `resume` the table a previous run left under `out` for exactly the same
+    checkpoint (path and modification time), tasks, episodes and options — so a bench cut off after its
+    success tables (the bulk of its time) picks up where it stopped."""
+    record = {"checkpoint": str(checkpoint), "checkpoint_mtime": checkpoint.stat().st_mtime, "tasks": list(tasks),
+              "episodes": episodes, **options}
+    record_path, table_path = out / f"{label}_made_by.json", out / f"{label}_success.json"
+    if resume and record_path.exists() and table_path.exists() and json.loads(record_path.read_text()) == record:
+        Console().print(f"[green]reusing {table_path} (same checkpoint, tasks, episodes and options)")
+        return json.loads(table_path.read_text())
+    record_path.unlink(missing_ok=True)
+    table = evaluate_checkpoint(checkpoint, label, tasks, episodes, out, **options)
+    write_json(record_path, record)
+    return table
 
 
 def canvas_policy(checkpoint: Path, mode: str, steps: int) -> ActionImagesPolicy:
@@ -125,6 +142,8 @@ def main() -> None:
     parser.add_argument("--augment-per-episode", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/uses"), help="videos, tables and datasets")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/uses.json)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse success tables a previous run left in --out for the same checkpoint, tasks, episodes and options")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     console = Console()
@@ -136,16 +155,17 @@ def main() -> None:
     horizon = None  # open loop: the whole generated horizon
     ours = {"steps": args.steps, "guidance_scale": args.guidance_scale, "candidates": args.candidates, "keep_plan": args.keep_plan}
 
+    run = lambda checkpoint, label, tasks, **options: evaluated(args.out, args.resume, checkpoint, label, list(tasks), args.episodes, **options)  # noqa: E731
     tables = {
-        "ours, closed loop": evaluate_checkpoint(model, "closed", args.tasks, args.episodes, args.out, replan_every=args.replan_every, **ours),
-        "ours, open loop": evaluate_checkpoint(model, "open", args.tasks, args.episodes, args.out, replan_every=horizon, **ours),
-        "baseline": evaluate_checkpoint(baseline, "baseline", args.tasks, args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, closed loop": run(model, "closed", args.tasks, replan_every=args.replan_every, **ours),
+        "ours, open loop": run(model, "open", args.tasks, replan_every=horizon, **ours),
+        "baseline": run(baseline, "baseline", args.tasks, replan_every=args.replan_every, steps=args.steps),
     }
     zero_shot = {
-        "ours, unseen tasks": evaluate_checkpoint(model, "zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, **ours),
-        "ours, unseen camera placements": evaluate_checkpoint(model, "zeroshot_cameras", args.tasks, args.episodes, args.out, replan_every=args.replan_every,
-                                                    camera_jitter=split["held_out_camera_jitter"], **ours),
-        "baseline, unseen tasks": evaluate_checkpoint(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], args.episodes, args.out, replan_every=args.replan_every, steps=args.steps),
+        "ours, unseen tasks": run(model, "zeroshot_tasks", split["held_out_tasks"], replan_every=args.replan_every, **ours),
+        "ours, unseen camera placements": run(model, "zeroshot_cameras", args.tasks, replan_every=args.replan_every,
+                                              camera_jitter=split["held_out_camera_jitter"], **ours),
+        "baseline, unseen tasks": run(baseline, "baseline_zeroshot_tasks", split["held_out_tasks"], replan_every=args.replan_every, steps=args.steps),
     }
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps,
                                  "guidance_scale": args.guidance_scale, "candidates": args.candidates, "keep_plan": float(args.keep_plan)}
@@ -169,7 +189,11 @@ def main() -> None:
     if draws_rgb:
         augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
         figures.update(augment)
-    figures["augment_success_gain"] = float("nan")  # measured by --augment-gain runs (two more trainings), not here
+    results = args.results or RESULTS / "uses.json"
+    earlier = json.loads(results.read_text()) if results.exists() else {}
+    # the gain needs two more trainings: tools/bench_augment.py measures it and merges its figures here; keep them
+    figures |= {key: value for key, value in earlier.items() if key.startswith("augment_") and key not in figures}
+    figures.setdefault("augment_success_gain", float("nan"))
     figures["uses_minutes"] = (time.perf_counter() - start) / 60
     path = save()
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n\nZero-shot:\n\n" + success_markdown(zero_shot) + "\n")

@@ -7,6 +7,7 @@ import json
 import math
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,20 @@ def last_checkpoint(run: Path) -> Path:
     if not found:
         raise FileNotFoundError(f"no last.ckpt under {run}: train it first (action-images fit)")
     return found[-1]
+
+
+def fit_command(config: str, out: Path, datasets: list[Path], minutes: int, steps: int, frame_cache: Path) -> list[str]:
+    """`action-images fit` of `config` on `datasets` into `out`, stopped by `minutes` or `steps`, whichever comes first."""
+    command = [
+        str(Path(sys.executable).parent / "action-images"), "fit", "--config", config,
+        "--data.datasets", "[" + ", ".join(str(d) for d in datasets) + "]", "--data.frame_cache", str(frame_cache),
+        "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
+        "--trainer.max_time", f"00:00:{minutes:02d}:00", "--trainer.max_steps", str(steps), "--model.init_args.max_steps", str(steps),
+        "--trainer.val_check_interval", str(max(1, steps // 4)),
+    ]
+    if "baseline" not in config:
+        command += ["--model.init_args.samples_dir", str(out / "samples")]
+    return command
 
 
 def run_minutes(run: Path) -> float:

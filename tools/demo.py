@@ -27,6 +27,8 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools.benchlib import fit_command  # noqa: E402
+
 
 def run(console: Console, title: str, command: list[str]) -> float:
     console.rule(title)
@@ -34,19 +36,6 @@ def run(console: Console, title: str, command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     return (time.perf_counter() - start) / 60
-
-
-def fit_command(config: str, out: Path, data: Path, minutes: int, steps: int) -> list[str]:
-    command = [
-        str(Path(sys.executable).parent / "action-images"), "fit", "--config", config,
-        "--data.datasets", f"[{data}]", "--data.frame_cache", str(data.parent / "frame_cache"),
-        "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
-        "--trainer.max_time", f"00:00:{minutes:02d}:00", "--trainer.max_steps", str(steps), "--model.init_args.max_steps", str(steps),
-        "--trainer.val_check_interval", str(max(1, steps // 4)),
-    ]
-    if "baseline" not in config:
-        command += ["--model.init_args.samples_dir", str(out / "samples")]
-    return command
 
 
 def main() -> None:
@@ -78,7 +67,7 @@ def main() -> None:
         folder = out / "runs" / name
         shutil.rmtree(folder, ignore_errors=True)
         step = "2/5 train Action Images" if name == "model" else "3/5 train the baseline"
-        minutes[f"fit_{name}"] = run(console, f"{step} ({args.train_minutes} min budget)", fit_command(config, folder, data, args.train_minutes, args.train_steps))
+        minutes[f"fit_{name}"] = run(console, f"{step} ({args.train_minutes} min budget)", fit_command(config, folder, [data], args.train_minutes, args.train_steps, frame_cache=out / "frame_cache"))
     uses = out / "uses"
     minutes["uses"] = run(console, "4/5 control, labelling, augmentation", [
         sys.executable, "tools/bench_uses.py", "--model", str(out / "runs" / "model"), "--baseline", str(out / "runs" / "baseline"),
