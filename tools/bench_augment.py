@@ -31,19 +31,9 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import evaluate_checkpoint, success_markdown  # noqa: E402
-from tools.benchlib import RESULTS, fit_command, last_checkpoint, machine_line, run_minutes, update_section, write_json  # noqa: E402
+from tools.benchlib import RESULTS, augment_with, fit_command, last_checkpoint, machine_line, run_minutes, update_section, write_json  # noqa: E402
 
 BASELINE_CONFIG = "configs/baseline_sim_cpu.yaml"
-
-
-def generate(augmenter: Path, real: Path, target: Path, per_episode: int, seed: int) -> dict:
-    from action_images.augment import augment_dataset
-    from action_images.evaluate import training_clip
-    from action_images.label import load_pipeline
-
-    clip = training_clip(augmenter)
-    return augment_dataset(load_pipeline(augmenter), real, target, per_episode=per_episode, cameras=clip.get("cameras"), seed=seed,
-                           include_source=False, **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
 
 
 def main() -> None:
@@ -72,9 +62,8 @@ def main() -> None:
         subprocess.run([str(Path(sys.executable).parent / "action-images"), "collect", "--task", *args.tasks, "--episodes", str(args.episodes_per_task),
                         "--seed", str(args.collect_seed), "--settle", "10", "--out", str(real), "--workers", "2"], check=True)
     generated = args.out / "generated"
-    shutil.rmtree(generated, ignore_errors=True)
     console.rule(f"generate {args.per_episode} episode(s) per real one with {augmenter}")
-    summary = generate(augmenter, real, generated, args.per_episode, seed=args.collect_seed)
+    summary = augment_with(augmenter, real, generated, per_episode=args.per_episode, seed=args.collect_seed, include_source=False)
 
     tables, minutes = {}, {}
     for name, datasets in (("real", [real]), ("real + generated", [real, generated])):

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from action_images.evaluate import evaluate_checkpoint, load_policy, success_markdown  # noqa: E402
 from action_images.policy import ActionImagesPolicy  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from tools.benchlib import RESULTS, last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json, write_results  # noqa: E402
+from tools.benchlib import RESULTS, augment_with, last_checkpoint, machine_line, median_ms, run_minutes, update_section, write_json  # noqa: E402
 
+AUGMENT_THROUGHPUT = ("augment_episodes_per_s", "augment_frames_per_s")  # this script's own augment_* figures
 SPLIT = Path(__file__).resolve().parent.parent / "configs" / "splits" / "sim_zero_shot.yaml"
 
 
@@ -102,9 +103,7 @@ def label_figures(checkpoint: Path, data: Path, out: Path, steps: int = 10) -> d
 
     target = out / "labelled"
     shutil.rmtree(target, ignore_errors=True)
-    clip = training_clip(checkpoint)
-    summary = label_dataset(load_pipeline(checkpoint), data, target, cameras=clip.get("cameras"), steps=steps,
-                            **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
+    summary = label_dataset(load_pipeline(checkpoint), data, target, steps=steps, **training_clip(checkpoint))
     return {
         "label_pos_err_cm": summary["position_error_cm_median"], "label_rot_err_deg": summary["rotation_error_deg_median"],
         "label_gripper_accuracy": summary["gripper_accuracy"], "label_frames_per_s": summary["frames_per_s"],
@@ -112,17 +111,9 @@ def label_figures(checkpoint: Path, data: Path, out: Path, steps: int = 10) -> d
     }
 
 
-def augment_figures(checkpoint: Path, data: Path, out: Path, per_episode: int) -> tuple[dict[str, float], Path]:
-    from action_images.augment import augment_dataset
-    from action_images.evaluate import training_clip
-    from action_images.label import load_pipeline
-
-    target = out / "augmented"
-    shutil.rmtree(target, ignore_errors=True)
-    clip = training_clip(checkpoint)
-    summary = augment_dataset(load_pipeline(checkpoint), data, target, per_episode=per_episode, cameras=clip.get("cameras"),
-                              **{k: clip[k] for k in ("num_frames", "stride", "image_size")})
-    return {"augment_episodes_per_s": summary["episodes_per_s"], "augment_frames_per_s": summary["frames_per_s"]}, target
+def augment_figures(checkpoint: Path, data: Path, out: Path, per_episode: int) -> dict[str, float]:
+    summary = augment_with(checkpoint, data, out / "augmented", per_episode=per_episode)
+    return {key: summary[key.removeprefix("augment_")] for key in AUGMENT_THROUGHPUT}
 
 
 def main() -> None:
@@ -175,7 +166,13 @@ def main() -> None:
             figures[f"success_{key}_{task}"] = row["success"]
     figures["train_minutes"] = run_minutes(args.model)
     figures["baseline_train_minutes"] = run_minutes(args.baseline)
-    save = lambda: write_results("uses", figures) if args.results is None else write_json(args.results, figures)  # noqa: E731
+    results = args.results or RESULTS / "uses.json"
+    # the gain needs two more trainings: tools/bench_augment.py measures it and merges its `augment_*` figures into
+    # this file; keep them (read before the first save below overwrites the file), but not an earlier throughput
+    earlier = json.loads(results.read_text()) if results.exists() else {}
+    figures |= {key: value for key, value in earlier.items() if key.startswith("augment_") and key not in AUGMENT_THROUGHPUT}
+    figures.setdefault("augment_success_gain", float("nan"))
+    save = lambda: write_json(results, figures)  # noqa: E731
     save()  # the success tables took most of the time: keep them whatever comes next
     figures.update(policy_latency(model, console))
 
@@ -187,13 +184,7 @@ def main() -> None:
     else:  # v2a and a2v need the joint canvas, which a policy-canvas model never trained on
         console.print(f"[yellow]{args.model} was trained on the policy canvas alone: no labelling (pass --labeller RUN) and no augmentation")
     if draws_rgb:
-        augment, _ = augment_figures(model, data, args.out, args.augment_per_episode)
-        figures.update(augment)
-    results = args.results or RESULTS / "uses.json"
-    earlier = json.loads(results.read_text()) if results.exists() else {}
-    # the gain needs two more trainings: tools/bench_augment.py measures it and merges its figures here; keep them
-    figures |= {key: value for key, value in earlier.items() if key.startswith("augment_") and key not in figures}
-    figures.setdefault("augment_success_gain", float("nan"))
+        figures.update(augment_figures(model, data, args.out, args.augment_per_episode))
     figures["uses_minutes"] = (time.perf_counter() - start) / 60
     path = save()
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n\nZero-shot:\n\n" + success_markdown(zero_shot) + "\n")

@@ -48,6 +48,19 @@ def fit_command(config: str, out: Path, datasets: list[Path], minutes: int, step
     return command
 
 
+def augment_with(checkpoint: Path, data: Path, target: Path, **options) -> dict:
+    """`action-images augment` of `data` into a fresh `target` by the model at `checkpoint`, on the clip shape it
+    was trained on; `options` go to `augment_dataset` (per_episode, include_source, seed, ...)."""
+    import shutil
+
+    from action_images.augment import augment_dataset
+    from action_images.evaluate import training_clip
+    from action_images.label import load_pipeline
+
+    shutil.rmtree(target, ignore_errors=True)
+    return augment_dataset(load_pipeline(checkpoint), data, target, **training_clip(checkpoint), **options)
+
+
 def run_minutes(run: Path) -> float:
     """Wall-clock minutes of a training run: from its hparams file to its last checkpoint."""
     checkpoint = last_checkpoint(run)
