@@ -77,6 +77,11 @@ class ActionImagesModule(TrainingModule):
             view's given first frame of that kind: at initialisation the model repeats the first frame,
             and learns only what moves (x0 prediction only).
         text_dropout: share of prompts dropped to "" for classifier-free guidance.
+        observation_dropout: share of samples whose observation is dropped with their prompt: the given
+            first RGB frame of every view is blanked (the latent origin) and the prompt emptied. A model
+            trained with it guides on the observation as well as the instruction: its unconditional
+            pass sees neither, so guidance amplifies what the scene (where the goal is, which way to
+            push) changes in the plan, not only what the words change. 0 (the default): text only.
         goal_readout_weight: weight of an auxiliary loss that makes the instruction matter early: the last
             block's hidden states of each view's given first frame are read out (`transformer.goal_readout`)
             as per-pixel logits of where the end effector is at the clip's last frame, scored by
@@ -107,6 +112,7 @@ class ActionImagesModule(TrainingModule):
         action_loss_on: str = "intensity",
         predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
+        observation_dropout: float = 0.0,
         goal_readout_weight: float = 0.0,
         goal_readout_min_noise: float = 0.0,
         lr: float = 1e-4,
@@ -178,6 +184,13 @@ class ActionImagesModule(TrainingModule):
         batch, views = images.shape[:2]
         video = images.flatten(0, 1).transpose(1, 2) * 2 - 1  # (B·V, 3, T, H, W) in [-1, 1]
         return self.codec.encode(video).unflatten(0, (batch, views))
+
+    @staticmethod
+    def blank_observation(rgb: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """RGB latents (B, V, C, T_l, h, w) with the first latent frame (the given observation) of the
+        `drop` samples (B,) set to the latent origin: the condition guidance on the observation leaves out."""
+        first = torch.where(drop.to(rgb.device).view(-1, 1, 1, 1, 1, 1), 0.0, rgb[:, :, :, :1])
+        return torch.cat([first, rgb[:, :, :, 1:]], 3)
 
     def decode_segments(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (B, V, C, T_l, h, w) → (B, V, T, 3, H, W) in [0, 1]."""
@@ -283,6 +296,11 @@ class ActionImagesModule(TrainingModule):
 
         draw_on = generator.device if generator is not None else None  # where the generator lives (a GPU's in validation)
         prompts = [p if torch.rand(1, generator=generator, device=draw_on).item() >= self.hparams.text_dropout else "" for p in batch["instruction"]]
+        dropped = torch.zeros(len(modes), dtype=torch.bool)  # samples without their observation (and prompt)
+        if self.hparams.observation_dropout:
+            dropped = torch.rand(len(modes), generator=generator, device=draw_on).cpu() < self.hparams.observation_dropout
+            prompts = ["" if d else p for p, d in zip(prompts, dropped.tolist())]
+            clean = layout.pack(self.blank_observation(rgb, dropped), actions)
         plucker, text = self.conditioning(batch, layout, latent_size, prompts)
 
         t = sample_timesteps(len(modes), self.hparams.timestep_shift, generator, device=clean.device)
@@ -312,7 +330,8 @@ class ActionImagesModule(TrainingModule):
         per_mode = {m: per_sample[[i for i, x in enumerate(modes) if x is m]].mean() for m in set(modes)}
         if not readout:
             return per_sample.mean(), per_mode, {}
-        terms = self.goal_readout_loss(batch, layout, hidden, t >= self.hparams.goal_readout_min_noise)
+        # Without the observation there is nothing to read the goal from: those samples are not scored.
+        terms = self.goal_readout_loss(batch, layout, hidden, (t >= self.hparams.goal_readout_min_noise) & ~dropped.to(t.device))
         return per_sample.mean() + self.hparams.goal_readout_weight * terms["goal_readout"], per_mode, terms
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
@@ -391,6 +410,10 @@ class ActionImagesModule(TrainingModule):
         scheduler = FlowMatchEulerDiscreteScheduler(shift=self.hparams.timestep_shift) if scheduler is None else scheduler
         scheduler.set_timesteps(steps, device=clean.device)
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
+        # The unconditional pass of a model trained with observation dropout sees no observation either.
+        clean_unconditional = clean
+        if guidance != 1 and self.hparams.observation_dropout:
+            clean_unconditional = layout.pack(self.blank_observation(rgb, torch.ones(len(rgb), dtype=torch.bool)), actions)
         x = torch.where(given, clean, self.randn(clean.shape, generator))
         camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once
         readout = None
@@ -404,7 +427,8 @@ class ActionImagesModule(TrainingModule):
                 readout = self.readout_logits(layout, hidden).float().flatten(2).log_softmax(-1).unflatten(-1, batch["rgb"].shape[-2:])
             velocity = to_velocity(output, x, sigma, self.prediction)
             if guidance != 1:
-                unconditional = self.predict(layout, x, clean, tokens_t, empty, camera_terms=camera_terms, slot_ids=slot_ids)
+                x_unconditional = torch.where(given, clean_unconditional, x)
+                unconditional = self.predict(layout, x_unconditional, clean_unconditional, tokens_t, empty, camera_terms=camera_terms, slot_ids=slot_ids)
                 unconditional = to_velocity(unconditional, x, sigma, self.prediction)
                 velocity = unconditional + guidance * (velocity - unconditional)
             x = scheduler.step(velocity, timestep, x).prev_sample

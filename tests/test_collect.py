@@ -67,6 +67,8 @@ def test_interrupted_collect_leaves_no_dataset(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "action_images.cli", "collect", "--task", "pick_place", "--episodes", "5000", "--out", str(out), "--image-size", "32"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A shell's background job starts with SIGINT ignored and children inherit that: restore Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Interrupt once episodes are being written (the staging folder exists), however fast the machine is;
     # 5000 episodes cannot finish first.

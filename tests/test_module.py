@@ -198,3 +198,27 @@ def test_mixed_precision_keeps_the_camera_geometry_in_fp32(dataset, tmp_path):
     fit = trainer(tmp_path, max_steps=2, val_check_interval=2, precision="bf16-mixed")
     fit.fit(module, data)
     assert torch.isfinite(fit.callback_metrics["train/loss"]) and "val/undecoded" in fit.callback_metrics
+
+
+def test_observation_dropout_guides_on_the_scene(dataset):
+    """With observation dropout the unconditional pass sees neither prompt nor observation: at guidance 0
+    (the unconditional prediction alone) the plan cannot depend on the first RGB frame; a text-only
+    model's unconditional pass still reads it. Dropped samples train without it too."""
+    data = data_module(dataset)
+    batch = next(iter(data.val_dataloader()))
+    repainted = {**batch, "rgb": batch["rgb"].clone()}
+    repainted["rgb"][:, :, 0] = torch.rand_like(repainted["rgb"][:, :, 0])
+
+    def plan(module, clip):
+        return module.generate(clip, Mode.POLICY, steps=2, guidance_scale=0.0, generator=torch.Generator().manual_seed(0))["action_images"]
+
+    def loss(module, clip):
+        return module.diffusion_loss(clip, [Mode.POLICY] * len(clip["instruction"]), torch.Generator().manual_seed(0))[0]
+
+    for dropout, reads_scene in ((1.0, False), (0.0, True)):
+        torch.manual_seed(0)
+        module = tiny_module(canvas="policy", observation_dropout=dropout, goal_readout_weight=0.1)
+        trainer(None, max_steps=1).fit(module, data)
+        module.eval()
+        assert torch.allclose(plan(module, batch), plan(module, repainted), atol=1e-6) != reads_scene
+        assert torch.allclose(loss(module, batch), loss(module, repainted), atol=1e-6) != reads_scene
