@@ -102,6 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
         mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale, device=resolve_device(args.device),
         candidates=args.candidates, keep_plan=args.keep_plan,
+        guide_observation=None if args.guidance_on is None else args.guidance_on == "scene",
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--guidance-scale", type=float, default=1.0,
                             help="classifier-free guidance of an Action Images model on its instruction (default: 1, none; "
                                  "each generation then costs two passes)")
+    evaluation.add_argument("--guidance-on", choices=["scene", "text"], default=None,
+                            help="what guidance amplifies: 'scene' = the instruction and the observation (models trained with "
+                                 "model.observation_dropout > 0), 'text' = the instruction alone (default: as the model was trained)")
     evaluation.add_argument("--candidates", type=int, default=1,
                             help="plans sampled per generation, in one batch; the policy executes the one whose end its goal readout "
                                  "finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")

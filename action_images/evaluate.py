@@ -89,7 +89,7 @@ def resolve_device(name: str) -> torch.device:
 
 def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
                 guidance_scale: float = 1.0, device: str | torch.device = "cpu", candidates: int = 1, keep_plan: bool = False,
-                **clip) -> Policy:
+                guide_observation: bool | None = None, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
     baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance and no goal readout: a
     scale other than 1 or more than one candidate plan is an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
@@ -113,7 +113,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     else:
         module_class = chunk_module_class(stored.get("hyper_parameters", {}))
         if module_class is not None:
-            if guidance_scale != 1.0 or candidates != 1 or keep_plan:
+            if guidance_scale != 1.0 or candidates != 1 or keep_plan or guide_observation is not None:
                 raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance "
                                  "and no goal readout to choose among candidate plans")
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
@@ -128,6 +128,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
         mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale, candidates=candidates, keep_plan=keep_plan,
+        guide_observation=guide_observation,
     )
 
 

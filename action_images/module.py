@@ -386,14 +386,20 @@ class ActionImagesModule(TrainingModule):
     @torch.no_grad()
     def generate(
         self, batch: dict, mode: Mode, steps: int | None = None, guidance_scale: float | None = None, generator: torch.Generator | None = None,
-        scheduler: FlowMatchEulerDiscreteScheduler | None = None, return_readout: bool = False,
+        scheduler: FlowMatchEulerDiscreteScheduler | None = None, return_readout: bool = False, guide_observation: bool | None = None,
     ) -> dict[str, torch.Tensor]:
         """Generate the latents a mode leaves open, from a batch of clips (the given parts are read
         from it). Returns decoded RGB and action images (B, V, T, 3, H, W) in [0, 1]; with
         `return_readout` (a model trained with a goal readout), also "goal_readout": per-pixel
-        log-probabilities (B, V, H, W) of where the clip ends, read at the first (noisiest) step."""
+        log-probabilities (B, V, H, W) of where the clip ends, read at the first (noisiest) step.
+        `guide_observation`: whether guidance's unconditional pass also leaves out the observation (None:
+        as trained, i.e. when the model was trained with observation dropout; True needs such a model)."""
         if return_readout and not self.hparams.goal_readout_weight:
             raise ValueError("this model was trained without a goal readout (model.goal_readout_weight 0)")
+        if guide_observation is None:
+            guide_observation = bool(self.hparams.observation_dropout)
+        elif guide_observation and not self.hparams.observation_dropout:
+            raise ValueError("guidance on the observation needs a model trained with model.observation_dropout > 0")
         steps = steps or self.hparams.sample_steps
         guidance = self.hparams.guidance_scale if guidance_scale is None else guidance_scale
         rgb, actions = self.encode_segments(batch["rgb"]), self.encode_segments(batch["action_images"])
@@ -412,7 +418,7 @@ class ActionImagesModule(TrainingModule):
         given = layout.given(mode).to(clean.device)[None, None, :, None, None]
         # The unconditional pass of a model trained with observation dropout sees no observation either.
         clean_unconditional = clean
-        if guidance != 1 and self.hparams.observation_dropout:
+        if guidance != 1 and guide_observation:
             clean_unconditional = layout.pack(self.blank_observation(rgb, torch.ones(len(rgb), dtype=torch.bool)), actions)
         x = torch.where(given, clean, self.randn(clean.shape, generator))
         camera_terms = self.transformer.camera_terms(plucker, clean.shape)  # the same at every step: computed once

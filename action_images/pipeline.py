@@ -115,6 +115,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         rotation_format: str = "quat_xyzw",
         decode: bool = True,
         return_readout: bool = False,
+        guide_observation: bool | None = None,
     ) -> ActionImagesOutput:
         """Generate what `mode` leaves open.
 
@@ -126,6 +127,7 @@ class ActionImagesPipeline(DiffusionPipeline):
                 needed by every mode but `video`; `a2v` reads all frames.
             prompt: one instruction or one per sample.
             return_readout: also return the goal readout (models trained with one).
+            guide_observation: guidance also on the observation (default: as the model was trained).
         """
         mode = Mode.parse(mode)
         if images.dtype == torch.uint8:
@@ -149,7 +151,8 @@ class ActionImagesPipeline(DiffusionPipeline):
         batch = {"rgb": images, "action_images": action_images, "intrinsics": cameras.intrinsics, "extrinsics": cameras.extrinsics, "instruction": prompts}
         batch = {k: (v.to(self.model.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config)  # a fresh one: steps keep state
-        out = self.model.generate(batch, mode, steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator, scheduler=scheduler, return_readout=return_readout)
+        out = self.model.generate(batch, mode, steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator, scheduler=scheduler, return_readout=return_readout,
+                                  guide_observation=guide_observation)
         decoded = None
         if decode and out["action_images"] is not None:
             decoded = decode_action_images(out["action_images"].cpu(), cameras)

@@ -96,6 +96,8 @@ class ActionImagesPolicy:
             model trained with `canvas: policy`, or at least one whose joint training makes it usable).
         replan_every: control steps executed per generation; None = the whole horizon (open loop).
         steps, guidance_scale: sampling cost and guidance.
+        guide_observation: whether guidance also amplifies the observation (models trained with
+            `observation_dropout`); None = as the model was trained, False = the instruction alone.
         candidates: plans sampled per generation (one batch). With more than one, the policy executes
             the plan whose end its model's goal readout finds likeliest (`goal_readout_scores`): the
             readout is a per-pixel distribution, so it can name one of several places where the
@@ -109,7 +111,7 @@ class ActionImagesPolicy:
     def __init__(
         self, pipeline: ActionImagesPipeline, cameras: list[str], num_frames: int = 5, stride: int = 3, image_size: int = 32,
         mode: str = "joint", replan_every: int | None = None, steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
-        candidates: int = 1, keep_plan: bool = False,
+        candidates: int = 1, keep_plan: bool = False, guide_observation: bool | None = None,
     ) -> None:
         self.pipeline, self.cameras = pipeline, list(cameras)
         self.num_frames, self.stride, self.image_size = num_frames, stride, image_size
@@ -120,7 +122,9 @@ class ActionImagesPolicy:
         self.replan_every = horizon if replan_every is None else int(replan_every)
         if not 1 <= self.replan_every <= horizon:
             raise ValueError(f"replan_every must lie in [1, {horizon}] (the generated horizon), got {replan_every}")
-        self.steps, self.guidance_scale, self.seed = steps, guidance_scale, seed
+        self.steps, self.guidance_scale, self.seed, self.guide_observation = steps, guidance_scale, seed, guide_observation
+        if guide_observation and not pipeline.model.hparams.observation_dropout:
+            raise ValueError("guidance on the observation needs a model trained with model.observation_dropout > 0")
         if candidates < 1:
             raise ValueError(f"candidates must be ≥ 1, got {candidates}")
         if candidates > 1 and not self.has_goal_readout:
@@ -175,6 +179,7 @@ class ActionImagesPolicy:
         out = self.pipeline(
             mode=self.mode, images=images, cameras=cameras, actions=actions, prompt=views.instruction, num_inference_steps=steps,
             guidance_scale=self.guidance_scale, generator=self.generator, decode=decode, return_readout=return_readout,
+            guide_observation=self.guide_observation,
         )
         return views, out
 

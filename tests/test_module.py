@@ -222,3 +222,10 @@ def test_observation_dropout_guides_on_the_scene(dataset):
         module.eval()
         assert torch.allclose(plan(module, batch), plan(module, repainted), atol=1e-6) != reads_scene
         assert torch.allclose(loss(module, batch), loss(module, repainted), atol=1e-6) != reads_scene
+        if dropout:  # asked to guide on the instruction alone, its unconditional pass keeps the observation
+            text_only = lambda clip: module.generate(clip, Mode.POLICY, steps=2, guidance_scale=0.0, guide_observation=False,  # noqa: E731
+                                                     generator=torch.Generator().manual_seed(0))["action_images"]
+            assert not torch.allclose(text_only(batch), text_only(repainted), atol=1e-6)
+        else:
+            with pytest.raises(ValueError, match="observation_dropout"):
+                module.generate(batch, Mode.POLICY, steps=1, guidance_scale=2.0, guide_observation=True)
