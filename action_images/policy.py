@@ -123,8 +123,6 @@ class ActionImagesPolicy:
         if not 1 <= self.replan_every <= horizon:
             raise ValueError(f"replan_every must lie in [1, {horizon}] (the generated horizon), got {replan_every}")
         self.steps, self.guidance_scale, self.seed, self.guide_observation = steps, guidance_scale, seed, guide_observation
-        if guide_observation and not pipeline.model.hparams.observation_dropout:
-            raise ValueError("guidance on the observation needs a model trained with model.observation_dropout > 0")
         if candidates < 1:
             raise ValueError(f"candidates must be ≥ 1, got {candidates}")
         if candidates > 1 and not self.has_goal_readout:

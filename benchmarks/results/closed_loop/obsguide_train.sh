@@ -1,11 +1,11 @@
 #!/bin/bash
-# Session 14: run P's recipe plus observation dropout (10 %), so guidance amplifies the scene, 60 minutes.
+# Session 14: run P's recipe plus observation dropout (10 %), so guidance amplifies the scene, trained in session 14.
 # This machine trains at 0.75 s/step (run P had 0.22): the schedule is sized to 55 minutes here, 4200 steps.
 set -e
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository root
 export MUJOCO_GL=egl
 A=.venv/bin/action-images
-# (data collected before)
+[ -d data/sim_3000s ] || $A collect --task reach push pick_place --episodes 1000 --seed 1 --settle 10 --out data/sim_3000s --workers 2
 test -d data/sim_3000s
 date
 [ -d data/sim_start ] || $A collect --task reach push pick_place --episodes 500 --seed 2 --start-spread 0.15 --out data/sim_start --workers 2
