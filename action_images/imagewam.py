@@ -87,6 +87,7 @@ from torch import Tensor, nn
 
 from action_images.codecs import LatentCodec
 from action_images.flow import sample_timesteps, shift_timesteps
+from action_images.goal_readout import goal_readout_loss
 
 logger = logging.getLogger(__name__)
 
@@ -492,6 +493,7 @@ class ImageWAMCache:
 class ImageWAMOutput:
     target: Tensor | None  # velocity of the target tokens (B, N, C)
     action: Tensor | None  # velocity of the action chunk (B, chunk, action_dim)
+    goal_logits: Tensor | None = None  # the goal readout of the current-image tokens (B, N, goal_readout_pixels)
 
 
 # FLUX.2 klein 4B's transformer, in diffusers' naming (black-forest-labs flux2 `Klein4BParams`:
@@ -533,6 +535,10 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         image_loss_weight, action_loss_weight: 0.5 and 1.0 (reference); an image weight of 0 trains without the
             editing objective (the target segment is left out): the no-editing ablation.
         loss_weighting: ``"bell"`` (the reference's per-timestep weight) or ``"uniform"``.
+        goal_readout_pixels: 0 (reference: none) or the pixels one image token covers: a training aid that
+            reads out, from each current-image token after the last layer, per-pixel logits of where the end
+            effector is at the target frame (``ImageWAM.goal_readout_loss``). The prefix never sees the noisy
+            target, so the answer cannot leak; the readout teaches the cached prefix the instruction's choice.
     """
 
     _no_split_modules = ["Flux2TransformerBlock", "Flux2SingleTransformerBlock", "ActionDoubleBlock", "ActionSingleBlock"]
@@ -554,6 +560,7 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         image_loss_weight: float = 0.5,
         action_loss_weight: float = 1.0,
         loss_weighting: str = "bell",
+        goal_readout_pixels: int = 0,
     ) -> None:
         super().__init__()
         if loss_weighting not in ("bell", "uniform"):
@@ -568,6 +575,8 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
             timestep_channels=bb.timestep_guidance_channels, eps=bb.eps,
         )
         self.proprio_encoder = None if proprio_dim is None else nn.Linear(proprio_dim, bb.joint_attention_dim)
+        inner = bb.num_attention_heads * bb.attention_head_dim
+        self.goal_readout = nn.Sequential(nn.LayerNorm(inner), nn.Linear(inner, goal_readout_pixels)) if goal_readout_pixels else None
         if not next(self.backbone.parameters()).is_meta:  # on `meta` (from_flux2, from_pretrained) it comes later
             self.init_action_expert_from_backbone()
 
@@ -798,7 +807,8 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         if target is not None:
             target_velocity = bb.proj_out(bb.norm_out(stream[:, n_text + n_current :], temb_target))
         action_velocity = None if act is None else expert.head(act, temb_action)
-        return ImageWAMOutput(target=target_velocity, action=action_velocity)
+        goal_logits = None if self.goal_readout is None else self.goal_readout(stream[:, n_text : n_text + n_current])
+        return ImageWAMOutput(target=target_velocity, action=action_velocity, goal_logits=goal_logits)
 
     # ---- training -----------------------------------------------------------------------------------
 
@@ -818,7 +828,7 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         independent shifted timesteps: ``loss = 0.5 · image + 1.0 · action`` (the config's weights).
         ``has_actions`` (B,) bool leaves samples without actions out of the action loss (their chunk
         is still fed, as noise-only input). Returns ``loss``, ``image_loss`` and ``action_loss`` (each
-        already weighted by its timestep)."""
+        already weighted by its timestep) and, with a goal readout, its ``goal_logits`` (not in ``loss``)."""
         batch, device = current.shape[0], current.device
         self._check_action(actions, batch)
         config = self.config
@@ -847,7 +857,8 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
             keep = has_actions.to(device=action_error.device, dtype=action_error.dtype)
             action_loss = (action_error * keep).sum() / keep.sum().clamp(min=1)
         loss = config.image_loss_weight * image_loss + config.action_loss_weight * action_loss
-        return {"loss": loss, "image_loss": image_loss, "action_loss": action_loss}
+        losses = {"loss": loss, "image_loss": image_loss, "action_loss": action_loss}
+        return losses if out.goal_logits is None else {**losses, "goal_logits": out.goal_logits}
 
     # ---- inference: the prefix cache and the action expert alone -------------------------------------
 
@@ -1133,13 +1144,30 @@ class ImageWAM(nn.Module):
         proprio: Tensor | None = None,
         generator: torch.Generator | None = None,
         has_actions: Tensor | None = None,
+        goal_pixels: Tensor | None = None,
+        goal_valid: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """The training loss (``ImageWAMTransformer.flow_loss``) from the current and target views."""
+        """The training loss (``ImageWAMTransformer.flow_loss``) from the current and target views; for a
+        model with a goal readout, also ``goal_readout`` and ``goal_hit`` (``goal_readout_loss``) against
+        ``goal_pixels`` (B, V) with ``goal_valid`` (B, V) (``goal_readout.goal_readout_loss``). The caller weights the readout into the loss."""
         current_tokens, grid = self.encode_views(current)
         target_tokens, _ = self.encode_views(target)
-        return self.transformer.flow_loss(
+        losses = self.transformer.flow_loss(
             current_tokens, grid, text, target_tokens, actions, text_mask, proprio, generator, has_actions
         )
+        logits = losses.pop("goal_logits", None)
+        if goal_pixels is None or logits is None:
+            return losses
+        return {**losses, **goal_readout_loss(self.goal_readout_maps(logits, grid), goal_pixels, goal_valid)}
+
+    def goal_readout_maps(self, logits: Tensor, grid: tuple[int, int]) -> Tensor:
+        """Per-token readout logits (B, h·w, f²) → one logit per pixel of every view (B, V, H, W), with
+        f = the codec's pixels per token side (a fixed order within the token: the head learns it)."""
+        factor = self.codec.spatial_factor
+        if logits.shape[-1] != factor * factor:
+            raise ValueError(f"the goal readout gives {logits.shape[-1]} logits per token, the codec covers {factor}² pixels")
+        image = rearrange(unpack_latents(logits, grid), "b (p q) h w -> b 1 (h p) (w q)", p=factor, q=factor)
+        return untile_views(image, self.num_views, self.view_layout)[:, :, 0]
 
     def fill_cache(self, current: Tensor, text: Tensor, text_mask: Tensor | None = None, proprio: Tensor | None = None) -> ImageWAMCache:
         tokens, grid = self.encode_views(current)

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from action_images.chunks import ACTION_SIZE, POSITION_SCALE, ChunkModule
 from action_images.codecs import LatentCodec, PatchCodec
+from action_images.goal_readout import last_pose_pixels
 from action_images.imagewam import Flux2VAECodec, ImageWAM, ImageWAMTransformer
 from action_images.text import VocabularyTextEncoder
 
@@ -69,6 +70,9 @@ class ImageWAMModule(ChunkModule):
         instructions: the dataset's instructions (linked from the data module by the command line).
         lr, weight_decay, warmup_steps, max_steps: AdamW, linear warm-up, cosine decay to 10 %.
         sample_steps: Euler steps of the action expert at inference.
+        goal_readout_weight: weight of the goal readout (``goal_readout``; 0 = none, the reference):
+            per-pixel logits, read from the current image's tokens, of where the end effector is at the
+            target frame — what made the main model follow its instruction (BENCHMARKS.md).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class ImageWAMModule(ChunkModule):
         warmup_steps: int = 100,
         max_steps: int | None = None,
         sample_steps: int = 10,
+        goal_readout_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if min(views, chunk, sample_steps, target_offset) < 1:
@@ -97,6 +102,8 @@ class ImageWAMModule(ChunkModule):
             raise ValueError(f"image_size {image_size} is not a multiple of the codec's factor {latent_codec.spatial_factor}")
         options = copy.deepcopy(CPU_TRANSFORMER if transformer is None else transformer)
         options.update(action_dim=ACTION_SIZE, proprio_dim=ACTION_SIZE, action_chunk=chunk, target_offset=target_offset)
+        if goal_readout_weight:
+            options["goal_readout_pixels"] = latent_codec.spatial_factor**2
         pretrained = options.pop("pretrained", None)
         if pretrained is not None:
             options.pop("backbone_config", None)
@@ -125,28 +132,36 @@ class ImageWAMModule(ChunkModule):
         self.check_images(rgb[:, :, 0])
         proprio, actions, has_actions = self.clip_chunks(batch)
         text, text_mask = self.encode_text(batch["instruction"])
-        return dict(current=rgb[:, :, 0] * 2 - 1, target=rgb[:, :, -1] * 2 - 1, text=text, text_mask=text_mask,
-                    proprio=proprio, actions=actions, has_actions=has_actions)
+        inputs = dict(current=rgb[:, :, 0] * 2 - 1, target=rgb[:, :, -1] * 2 - 1, text=text, text_mask=text_mask,
+                      proprio=proprio, actions=actions, has_actions=has_actions)
+        if self.hparams.goal_readout_weight:
+            inputs["goal_pixels"], inputs["goal_valid"] = last_pose_pixels(batch)
+        return inputs
 
     # --- training -----------------------------------------------------------------------------------
-    def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        return self.model.loss(**self.batch_inputs(batch), generator=generator)
+    def losses(self, batch: dict, generator: torch.Generator | None = None, inputs: dict | None = None) -> dict[str, Tensor]:
+        """The model's losses; ``loss`` includes the weighted goal readout where the model has one."""
+        losses = self.model.loss(**(inputs or self.batch_inputs(batch)), generator=generator)
+        if "goal_readout" in losses:
+            losses["loss"] = losses["loss"] + self.hparams.goal_readout_weight * losses["goal_readout"]
+        return losses
+
+    def log_losses(self, stage: str, losses: dict[str, Tensor], size: int) -> None:
+        self.log(f"{stage}/loss", losses["loss"], prog_bar=True, batch_size=size)
+        for name in ("image_loss", "action_loss", "goal_readout", "goal_hit"):
+            if name in losses and not (name == "goal_hit" and losses[name].isnan()):
+                self.log(f"{stage}/{name}", losses[name], batch_size=size)
 
     def training_step(self, batch: dict, batch_index: int) -> Tensor:
         losses = self.losses(batch)
-        size = len(batch["instruction"])
-        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size)
-        self.log("train/image_loss", losses["image_loss"], batch_size=size)
-        self.log("train/action_loss", losses["action_loss"], batch_size=size)
+        self.log_losses("train", losses, len(batch["instruction"]))
         return losses["loss"]
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         generator = torch.Generator().manual_seed(batch_index)
         size = len(batch["instruction"])
         inputs = self.batch_inputs(batch)
-        losses = self.model.loss(**inputs, generator=generator)
-        self.log("val/loss", losses["loss"], prog_bar=True, batch_size=size)
-        self.log("val/action_loss", losses["action_loss"], batch_size=size)
+        self.log_losses("val", self.losses(batch, generator, inputs), size)
         has_actions = inputs["has_actions"]
         if has_actions.any():
             cache = self.model.fill_cache(inputs["current"], inputs["text"], inputs["text_mask"], inputs["proprio"])

@@ -26,6 +26,7 @@ from action_images.canvas import CanvasLayout, Mode, SegmentKind
 from action_images.codecs import LatentCodec, make_codec
 from action_images.conditioning import canvas_plucker
 from action_images.flow import TIMESTEP_SCALE, Prediction, add_noise, sample_timesteps, to_velocity, training_target
+from action_images.goal_readout import goal_readout_loss, last_pose_pixels
 from action_images.text import TextEncoder, VocabularyTextEncoder, make_text_encoder
 from action_images.training import TrainingModule
 from action_images.transformer import ActionImagesTransformer
@@ -33,27 +34,6 @@ from rendering.cameras import Cameras
 from rendering.decoder import decode_action_images
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
-
-
-def last_pose_pixels(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where the end effector is at a clip's last frame, in each view's first frame: the row-major
-    pixel index (B, V) and whether it counts (B, V): in front of the camera, inside the image, and the
-    sample has actions. Pixel centres are integers (SPEC §2), so the nearest pixel is the rounded one."""
-    height, width = batch["rgb"].shape[-2:]
-    views = batch["rgb"].shape[1]
-    cameras = Cameras(batch["intrinsics"][:, :, 0], batch["extrinsics"][:, :, 0], height, width)
-    goal = batch["positions"][:, -1].to(cameras.extrinsics)[:, None, None].expand(-1, views, 1, 3)
-    pixels, depth = cameras.project(goal)
-    column, row = pixels[..., 0, 0].round().long(), pixels[..., 0, 1].round().long()
-    has_actions = torch.as_tensor(batch["has_actions"], dtype=torch.bool).to(column.device)
-    valid = (depth[..., 0] > 0) & (column >= 0) & (column < width) & (row >= 0) & (row < height) & has_actions[:, None]
-    return row.clamp(0, height - 1) * width + column.clamp(0, width - 1), valid
-
-
-def pixel_hits(scores: torch.Tensor, target: torch.Tensor, width: int, radius: float = 1.5) -> torch.Tensor:
-    """Share of rows of per-pixel scores (N, H·W) whose best pixel lies within `radius` of `target` (N,)."""
-    best = scores.argmax(-1)
-    return ((best // width - target // width).float().hypot((best % width - target % width).float()) <= radius).float().mean()
 
 
 class ActionImagesModule(TrainingModule):
@@ -245,14 +225,9 @@ class ActionImagesModule(TrainingModule):
         """Cross-entropy of the per-pixel readout of each view's given first-frame tokens against the
         pixel of the end effector at the clip's last frame, and the share read out within 1.5 px, over
         the `scored` samples (B,)."""
-        width = batch["rgb"].shape[-1]
         logits = self.readout_logits(layout, hidden)
         target, valid = last_pose_pixels(batch)
-        target, valid = target.to(logits.device), valid.to(logits.device) & scored[:, None]
-        if not valid.any():
-            return {"goal_readout": logits.sum() * 0, "goal_hit": torch.tensor(float("nan"))}
-        scores, target = logits.flatten(2)[valid], target[valid]
-        return {"goal_readout": F.cross_entropy(scores, target), "goal_hit": pixel_hits(scores.detach(), target, width)}
+        return goal_readout_loss(logits, target, valid.to(logits.device) & scored[:, None])
 
     def gaussian_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
         """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G

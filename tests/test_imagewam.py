@@ -293,6 +293,46 @@ def test_without_the_editing_objective_the_target_is_left_out():
     assert wam.transformer.backbone.transformer_blocks[0].attn.to_k.weight.grad.abs().sum() > 0  # the cache does learn
 
 
+def test_goal_readout_maps_each_token_to_its_own_pixels():
+    """A token's readout logits land on the pixels that token covers, in its own view, and nowhere else."""
+    wam = make_wam(goal_readout_pixels=4)  # patch codec 2: 2 × 2 pixels per token
+    for row, column in [(0, 0), (1, 3), (3, 4), (2, 7)]:
+        logits = torch.zeros(1, GRID[0] * GRID[1], 4)
+        logits[0, row * GRID[1] + column] = torch.arange(1.0, 5.0)
+        maps = wam.goal_readout_maps(logits, GRID)  # (1, 2 views, 8, 8)
+        view, local = divmod(column, GRID[1] // 2)
+        block = maps[0, view, 2 * row : 2 * row + 2, 2 * local : 2 * local + 2]
+        assert sorted(block.flatten().tolist()) == [1.0, 2.0, 3.0, 4.0]
+        assert maps.abs().sum() == block.abs().sum()
+
+
+def test_goal_readout_reads_the_prefix_only_and_learns():
+    """The readout of the current image never sees the noisy target (the answer cannot leak), is not
+    part of the flow loss, and a few steps teach it where the end effector goes."""
+    wam = make_wam(goal_readout_pixels=4).train()
+    inputs = make_inputs()
+    grid_tokens = dict(current=inputs["current"], grid=GRID, text=inputs["text"], text_mask=inputs["text_mask"], proprio=inputs["proprio"])
+    first = wam.transformer(**grid_tokens, target=inputs["target"], target_timestep=0.7, action=inputs["action"], action_timestep=0.5)
+    other = wam.transformer(**grid_tokens, target=torch.randn_like(inputs["target"]), target_timestep=0.7, action=inputs["action"], action_timestep=0.5)
+    torch.testing.assert_close(first.goal_logits, other.goal_logits)
+    assert first.goal_logits.shape == (2, GRID[0] * GRID[1], 4)
+
+    batch = {**view_batch(), "goal_pixels": torch.tensor([[5, 40], [63, 0]]), "goal_valid": torch.tensor([[True, True], [True, False]])}
+    optimiser = torch.optim.Adam(wam.parameters(), lr=3e-3)
+    readout = []
+    for _ in range(20):
+        out = wam.loss(**batch, generator=torch.Generator().manual_seed(0))
+        optimiser.zero_grad()
+        out["goal_readout"].backward()
+        optimiser.step()
+        readout.append(out["goal_readout"].item())
+    torch.testing.assert_close(out["loss"], 0.5 * out["image_loss"] + 1.0 * out["action_loss"])
+    assert readout[-1] < 0.5 * readout[0], readout
+    assert wam.transformer.backbone.transformer_blocks[0].attn.to_k.weight.grad.abs().sum() > 0  # it shapes the cache
+    assert out["goal_hit"].item() == 1.0
+    assert set(wam.loss(**view_batch())) == {"loss", "image_loss", "action_loss"}  # no goals given: flow losses only
+
+
 def test_views_are_tiled_into_one_image():
     views = torch.arange(2 * 3 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 3, 4, 5)
     wide = tile_views(views, 3, "horizontal")
@@ -474,6 +514,20 @@ def test_module_trains_on_clips(dataset):
     assert module.losses(batch, generator())["action_loss"].item() == 0.0
     with pytest.raises(ValueError, match="num_frames = chunk"):
         ImageWAMModule(**{**MODULE_TINY, "chunk": 3}, instructions=MODULE_INSTRUCTIONS).losses(batch)
+
+
+def test_module_goal_readout_is_weighted_into_the_loss(dataset):
+    from action_images.imagewam_module import ImageWAMModule
+
+    data = data_module(dataset)
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    module = ImageWAMModule(**MODULE_TINY, goal_readout_weight=0.25, instructions=data.instructions())
+    losses = module.losses(batch, torch.Generator().manual_seed(1))
+    flow = 0.5 * losses["image_loss"] + 1.0 * losses["action_loss"]
+    torch.testing.assert_close(losses["loss"], flow + 0.25 * losses["goal_readout"])
+    assert losses["goal_readout"].item() > 0 and 0.0 <= losses["goal_hit"].item() <= 1.0
+    assert "goal_readout" not in ImageWAMModule(**MODULE_TINY, instructions=data.instructions()).losses(batch)
 
 
 def test_module_checkpoint_round_trip(dataset, tmp_path):

@@ -26,7 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from action_images.module import last_pose_pixels, pixel_hits  # noqa: E402
+from action_images.goal_readout import last_pose_pixels, pixel_hits  # noqa: E402
 from datamodules.datamodule import RobotDataModule  # noqa: E402
 from tools.benchlib import RESULTS, write_json  # noqa: E402
 
