@@ -590,4 +590,5 @@ def test_cpu_config_builds_imagewam_for_its_data():
     module = ImageWAMModule(**model, instructions=MODULE_INSTRUCTIONS)
     parameters = sum(p.numel() for p in module.parameters())
     assert 1e6 < parameters < 8e6, parameters  # a small model, like the other CPU configs
-    assert module.transformer.backbone.config.in_channels == 48  # 4 × 4 patches of RGB
+    assert module.transformer.backbone.config.in_channels == 192  # 8 × 8 patches of RGB
+    assert module.transformer.goal_readout is not None and not module.transformer.config.prefix_shares_target_timestep

@@ -247,7 +247,23 @@ Closed loop, 50 episodes per task (`action-images eval … --replan-every 3 --st
 `benchmarks/results/closed_loop/imagewam_3000s_n50.json`): reach 4 % [1, 13], push 2 % [0, 10] (one episode, the
 first push any model has completed here), pick_place 0 %. Its reach episodes end a median 23 cm from the sphere:
 ten times the data did not lift it beyond its 300-demonstration level, and at this budget it is far behind the
-Action Images `policy` canvas (60 %).
+Action Images `policy` canvas (60 %). (The config then had 4×4-pixel tokens, no readout and the shared prefix timestep.)
+
+*ImageWAM with the goal readout (session 15).* Three changes, trained together in one 55-minute run on a machine
+~3× slower than the one above (`bash benchmarks/results/closed_loop/imagewam_readout_train.sh`: run P's data
+`data/sim_3000s` + `data/sim_start`, episode-balanced clips): (1) the goal readout of the main model — per-pixel
+logits, read from the current image's tokens, of where the end effector is at the target frame, weight 0.05; the
+prefix never sees the noisy target, so, unlike the main model, the answer cannot leak and it is scored at every
+noise level; (2) the prefix modulated at the editing timestep in training too (`prefix_shares_target_timestep:
+false`), so the expert learns to read the cache inference fills (the reference modulates the prefix with the target's
+timestep in training, mostly high with shift 5, and reads a clean-timestep cache at inference); (3) 8×8-pixel tokens
+(codec patch 8, Action Images' token size): 0.52 s/step instead of 2.15 here, so 5,163 steps fit the 55 minutes
+instead of ~1,500. Validation chunk error 3.4 cm (4.8 before), the readout within 1.5 px of the goal pixel on 96 % of
+held-out views. Closed loop, the same 50 episodes per task and protocol
+(`benchmarks/results/closed_loop/imagewam_readout_n50.json`): **reach 54 % [40, 67]** (4 % before; episodes end a
+median 3.0 cm from the sphere, 23 cm before), push 0 % [0, 7], pick_place 0 % [0, 7]. ImageWAM now chooses the named
+sphere; the cube tasks stay where every model but the baseline's push is. The three changes were not separated (one
+run fits a session here); they are the config's defaults now.
 
 *Why push fails: the plan goes to the cube, not behind it.* The push expert first goes behind the cube, 7.5 cm past
 its centre on the line from the goal, then pushes. `python tools/diagnose_push.py --run runs/policy_3000s_60 --steps 2
