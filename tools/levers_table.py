@@ -264,7 +264,10 @@ held-out views. Closed loop, the same 50 episodes per task and protocol
 median 3.0 cm from the sphere, 23 cm before), push 0 % [0, 7], pick_place 0 % [0, 7]. ImageWAM now chooses the named
 sphere; the cube tasks stay where every model but the baseline's push is. Replanning hardly matters: reach 58 % [44, 71]
 every step, 54 % every 3, 56 % [42, 69] every 6, 50 % [37, 63] open loop (every 12 = the whole chunk;
-`imagewam_readout_reach_replan*.json`). The three changes were not separated (one run fits a session here); they are
+`imagewam_readout_reach_replan*.json`), and so do sampling steps (4: 60 % [46, 72], 20: 54 %;
+`imagewam_readout_reach_steps*.json`). The failures go to the named sphere and stall short of it: 18 of the 23 come
+within 3.1–6 cm and no closer (tolerance 3 cm), 2 end beyond 10 cm; precision near the target, not the choice, is now
+what reach loses (validation chunk error was still falling, 3.6 → 3.4 cm over the last 1,000 steps). The three changes were not separated (one run fits a session here); they are
 the config's defaults now.
 
 *Why push fails: the plan goes to the cube, not behind it.* The push expert first goes behind the cube, 7.5 cm past
