@@ -9,6 +9,7 @@ A batch of clips from ``datamodules.RobotDataModule`` (``datamodules.clips``) be
 | action chunk | poses of frames 1 … num_frames − 1 as the baseline encodes them (``action_images.baseline``): displacement from frame 0 × 10, rot6d, gripper in [-1, 1] → ``chunk = num_frames − 1`` steps of 10 |
 | proprio token | frame 0's pose: position (m), rot6d, gripper in [-1, 1] (10 values) |
 | text | the instruction through the vocabulary encoder, as wide as the backbone's ``joint_attention_dim`` |
+| goal pixels (with ``goal_readout_weight``) | where the end effector is at the clip's last frame, projected into each view's first frame (``goal_readout.last_pose_pixels``) |
 
 The loss is ``ImageWAMTransformer.flow_loss`` (image 0.5 + action 1.0, independent timesteps);
 samples without actions train the image only. Checkpoints carry the data's normalisation statistics
