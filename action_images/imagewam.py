@@ -537,7 +537,7 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         loss_weighting: ``"bell"`` (the reference's per-timestep weight) or ``"uniform"``.
         goal_readout_pixels: 0 (reference: none) or the pixels one image token covers: a training aid that
             reads out, from each current-image token after the last layer, per-pixel logits of where the end
-            effector is at the target frame (``ImageWAM.goal_readout_loss``). The prefix never sees the noisy
+            effector is at the target frame (``goal_readout.goal_readout_loss``). The prefix never sees the noisy
             target, so the answer cannot leak; the readout teaches the cached prefix the instruction's choice.
     """
 
@@ -1148,8 +1148,8 @@ class ImageWAM(nn.Module):
         goal_valid: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """The training loss (``ImageWAMTransformer.flow_loss``) from the current and target views; for a
-        model with a goal readout, also ``goal_readout`` and ``goal_hit`` (``goal_readout_loss``) against
-        ``goal_pixels`` (B, V) with ``goal_valid`` (B, V) (``goal_readout.goal_readout_loss``). The caller weights the readout into the loss."""
+        model with a goal readout, also ``goal_readout`` and ``goal_hit`` (``goal_readout.goal_readout_loss``)
+        against ``goal_pixels`` (B, V) with ``goal_valid`` (B, V). The caller weights the readout into the loss."""
         current_tokens, grid = self.encode_views(current)
         target_tokens, _ = self.encode_views(target)
         losses = self.transformer.flow_loss(

@@ -259,10 +259,11 @@ false`), so the expert learns to read the cache inference fills (the reference m
 timestep in training, mostly high with shift 5, and reads a clean-timestep cache at inference); (3) 8×8-pixel tokens
 (codec patch 8, Action Images' token size): 0.52 s/step instead of 2.15 here, so 5,163 steps fit the 55 minutes
 instead of ~1,500. Validation chunk error 3.4 cm (4.8 before), the readout within 1.5 px of the goal pixel on 96 % of
-held-out views. Closed loop, the same 50 episodes per task and protocol
-(`benchmarks/results/closed_loop/imagewam_readout_n50.json`): **reach 54 % [40, 67]** (4 % before; episodes end a
+held-out views. Closed loop, the same 50 episodes per task and protocol (`action-images eval --checkpoint
+runs/imagewam_readout/lightning_logs/version_0/checkpoints/last.ckpt --task reach push pick_place --episodes 50
+--replan-every 3 --steps 10`; `benchmarks/results/closed_loop/imagewam_readout_n50.json`): **reach 54 % [40, 67]** (4 % before; episodes end a
 median 3.0 cm from the sphere, 23 cm before), push 0 % [0, 7], pick_place 0 % [0, 7]. ImageWAM now chooses the named
-sphere; the cube tasks stay where every model but the baseline's push is. Replanning hardly matters: reach 58 % [44, 71]
+sphere; the cube tasks stay where every model but the baseline's push is. Replanning hardly matters (the same command with `--task reach` and `--replan-every k` or `--steps s`): reach 58 % [44, 71]
 every step, 54 % every 3, 56 % [42, 69] every 6, 50 % [37, 63] open loop (every 12 = the whole chunk;
 `imagewam_readout_reach_replan*.json`), and so do sampling steps (4: 60 % [46, 72], 20: 54 %;
 `imagewam_readout_reach_steps*.json`). The failures go to the named sphere and stall short of it: 18 of the 23 come
