@@ -105,6 +105,7 @@ class ChunkModule(TrainingModule):
         return rgb, current, pose_features(current.positions, current.rotations, current.gripper)
 
     @staticmethod
-    def absolute_chunk(actions: Tensor, current: Pose) -> Tensor:
-        """The model's chunk (B, C, 10) → absolute poses (B, C, 8) `[x y z qx qy qz qw g]`, xyzw, g ∈ [0, 1]."""
-        return pose_to_vector(chunk_poses(actions, current.positions), RotationFormat.QUAT_XYZW)
+    def absolute_chunk(actions: Tensor, current: Pose, samples: int = 1) -> Tensor:
+        """The model's chunk (B·samples, C, 10), each observation's samples together → absolute poses
+        (B·samples, C, 8) `[x y z qx qy qz qw g]`, xyzw, g ∈ [0, 1]."""
+        return pose_to_vector(chunk_poses(actions, current.positions.repeat_interleave(samples, 0)), RotationFormat.QUAT_XYZW)

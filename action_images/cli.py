@@ -102,7 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.checkpoint, cameras=args.cameras, num_frames=args.num_frames, stride=args.stride, image_size=args.image_size,
         mode=args.mode, replan_every=args.replan_every, steps=args.steps, guidance_scale=args.guidance_scale, device=resolve_device(args.device),
         candidates=args.candidates, keep_plan=args.keep_plan,
-        guide_observation=None if args.guidance_on is None else args.guidance_on == "scene",
+        guide_observation=None if args.guidance_on is None else args.guidance_on == "scene", anchor=args.anchor,
     )
     from action_images.policy import ActionImagesPolicy
 
@@ -265,8 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="what guidance amplifies: 'scene' = the instruction and the observation (models trained with "
                                  "model.observation_dropout > 0), 'text' = the instruction alone (default: as the model was trained)")
     evaluation.add_argument("--candidates", type=int, default=1,
-                            help="plans sampled per generation, in one batch; the policy executes the one whose end its goal readout "
-                                 "finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")
+                            help="plans sampled per generation, in one batch (ImageWAM: chunks from one prefix pass); the policy executes the one "
+                                 "whose end its goal readout finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")
+    evaluation.add_argument("--anchor", action="store_true",
+                            help="ImageWAM with a goal readout: move each chunk's end to the point its goal readout names, "
+                                 "triangulated over the views (default: execute the action expert's chunk as sampled)")
     evaluation.add_argument("--keep-plan", action="store_true",
                             help="at a replan, keep executing the current plan unless a new one's end scores higher on the fresh goal "
                                  "readout (models with a goal readout; default: every replan starts a new plan)")

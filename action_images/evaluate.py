@@ -89,10 +89,10 @@ def resolve_device(name: str) -> torch.device:
 
 def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, replan_every: int | None = None, steps: int = 10,
                 guidance_scale: float = 1.0, device: str | torch.device = "cpu", candidates: int = 1, keep_plan: bool = False,
-                guide_observation: bool | None = None, **clip) -> Policy:
+                guide_observation: bool | None = None, anchor: bool = False, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
-    baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance and no goal readout: a
-    scale other than 1 or more than one candidate plan is an error). The clip shape comes from the checkpoint unless given (None = from it); so does the
+    baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
+    an error; `candidates` and `anchor` use an ImageWAM model's goal readout). The clip shape comes from the checkpoint unless given (None = from it); so does the
     canvas (`mode` None = the one it was trained on; a model trained on the policy canvas alone never
     learned to draw RGB, so asking it for `joint` is an error). The model runs on `device`; observations
     and actions stay on the CPU."""
@@ -113,11 +113,14 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     else:
         module_class = chunk_module_class(stored.get("hyper_parameters", {}))
         if module_class is not None:
-            if guidance_scale != 1.0 or candidates != 1 or keep_plan or guide_observation is not None:
+            if guidance_scale != 1.0 or keep_plan or guide_observation is not None:
                 raise ValueError(f"{path} is an action-chunk model ({module_class.__name__}): it has no classifier-free guidance "
-                                 "and no goal readout to choose among candidate plans")
+                                 "and keeps no plan against new ones")
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
-            return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps)
+            return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps,
+                               candidates=candidates, anchor=anchor)
+        if anchor:
+            raise ValueError(f"{path} is an Action Images model: anchoring a chunk on the goal readout is for ImageWAM (its plans are decoded from action images)")
         pipeline = ActionImagesPipeline.from_checkpoint(path)
     pipeline.model.to(device)
     trained = pipeline.model.hparams.get("canvas", "joint")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rendering.cameras import Cameras
+from rendering.decoder import triangulate
 
 
 def last_pose_pixels(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,3 +41,28 @@ def goal_readout_loss(maps: torch.Tensor, goal_pixels: torch.Tensor, valid: torc
         return {"goal_readout": maps.sum() * 0, "goal_hit": torch.tensor(float("nan"))}
     scores, target = maps.flatten(2)[valid], goal_pixels.to(maps.device)[valid]
     return {"goal_readout": F.cross_entropy(scores, target), "goal_hit": pixel_hits(scores.detach(), target, maps.shape[-1])}
+
+
+def readout_point(log_probs: torch.Tensor, cameras: Cameras, radius: float = 1.5, min_mass: float = 0.3) -> tuple[torch.Tensor, int]:
+    """The world point (3,) a goal readout names, and how many views name it: per view (log-probabilities
+    (V, H, W) over its pixels) the probability-weighted mean pixel within `radius` of the likeliest one,
+    triangulated over the views that put at least `min_mass` there (NaN with fewer than two).
+    `cameras`: the V views, batch shape (V, 1)."""
+    probs = log_probs.exp().flatten(1)  # (V, H·W)
+    grid = cameras.pixel_grid().to(probs)
+    near = (grid[None] - grid[probs.argmax(-1)][:, None]).norm(dim=-1) <= radius
+    near_probs = probs * near
+    mass = near_probs.sum(-1)
+    centres = near_probs @ grid / mass[:, None].clamp(min=1e-12)  # (V, 2) as (u, v)
+    weights = torch.where(mass >= min_mass, mass, 0.0)
+    point = triangulate(centres[:, None, None], weights[:, None, None], cameras)[0, 0]
+    return point, int((weights > 0).sum())
+
+
+def anchor_chunk(chunk: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """A chunk of poses (C, 8) moved so that its last position is `end` (3,): waypoint k of C shifts by
+    k/C of the last one's correction, so the path bends toward `end` from where the chunk starts."""
+    share = torch.arange(1, len(chunk) + 1, dtype=chunk.dtype, device=chunk.device)[:, None] / len(chunk)
+    moved = chunk.clone()
+    moved[:, :3] += share * (end.to(chunk) - chunk[-1, :3])
+    return moved

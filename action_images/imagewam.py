@@ -483,10 +483,22 @@ class ImageWAMCache:
     kv: Flux2KVCache
     key_valid: Tensor  # (B, L_prefix) bool
     edit_timestep: float
+    goal_logits: Tensor | None = None  # the goal readout of the current-image tokens (B, N, pixels), if asked for
 
     @property
     def batch_size(self) -> int:
         return self.key_valid.shape[0]
+
+    def repeat(self, times: int) -> ImageWAMCache:
+        """Each row's cache `times` times over (B·times rows, row b's copies together): several action
+        samples read one prefix pass."""
+        kv = Flux2KVCache(len(self.kv.double_block_caches), len(self.kv.single_block_caches))
+        kv.num_ref_tokens = self.kv.num_ref_tokens
+        for source, copy in zip(self.kv.double_block_caches + self.kv.single_block_caches, kv.double_block_caches + kv.single_block_caches):
+            k, v = source.get()
+            copy.store(k.repeat_interleave(times, 0), v.repeat_interleave(times, 0))
+        logits = None if self.goal_logits is None else self.goal_logits.repeat_interleave(times, 0)
+        return ImageWAMCache(kv, self.key_valid.repeat_interleave(times, 0), self.edit_timestep, logits)
 
 
 @dataclass
@@ -869,9 +881,14 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
         text: Tensor,
         text_mask: Tensor | None = None,
         proprio: Tensor | None = None,
+        readout: bool = False,
     ) -> ImageWAMCache:
         """One backbone pass over the prefix ``[text | current]`` only, at ``edit_timestep``; every
-        layer's prefix keys/values go into a ``Flux2KVCache``. No target is drawn."""
+        layer's prefix keys/values go into a ``Flux2KVCache``. No target is drawn. With ``readout`` (a
+        model with a goal readout), the last layer runs to the end too and the cache carries the
+        ``goal_logits`` the full forward gives (the prefix attends only to itself)."""
+        if readout and self.goal_readout is None:
+            raise ValueError("this model has no goal readout (goal_readout_pixels = 0)")
         batch, device = current.shape[0], current.device
         self._check_tokens(current, grid, "current image")
         bb = self.backbone
@@ -902,9 +919,11 @@ class ImageWAMTransformer(ModelMixin, ConfigMixin, AttentionMixin):
             q, k, v, mlp = _single_qkv(block, stream, mod_single)
             q, k = _rope(q, rotary), _rope(k, rotary)
             cache.get_single(index).store(k, v)
-            if index < last:  # the prefix's outputs after the last layer are never read
+            if index < last or readout:  # the prefix's outputs after the last layer feed only the readout
                 stream = _single_post(block, stream, _attend(q, k, v, mask), mlp, mod_single)
-        return ImageWAMCache(kv=cache, key_valid=valid_prefix(valid, current.shape[1]), edit_timestep=self.config.edit_timestep)
+        goal_logits = self.goal_readout(stream[:, n_text:]) if readout else None
+        return ImageWAMCache(kv=cache, key_valid=valid_prefix(valid, current.shape[1]), edit_timestep=self.config.edit_timestep,
+                             goal_logits=goal_logits)
 
     def _check_cache(self, cache: ImageWAMCache | None, batch: int) -> None:
         if cache is None:
@@ -1172,6 +1191,16 @@ class ImageWAM(nn.Module):
     def fill_cache(self, current: Tensor, text: Tensor, text_mask: Tensor | None = None, proprio: Tensor | None = None) -> ImageWAMCache:
         tokens, grid = self.encode_views(current)
         return self.transformer.fill_cache(tokens, grid, text, text_mask, proprio)
+
+    def fill_cache_with_readout(
+        self, current: Tensor, text: Tensor, text_mask: Tensor | None = None, proprio: Tensor | None = None
+    ) -> tuple[ImageWAMCache, Tensor]:
+        """The cache and, from the same prefix pass, the goal readout as log-probabilities over each
+        view's pixels (B, V, H, W): where the end effector will be at the target frame."""
+        tokens, grid = self.encode_views(current)
+        cache = self.transformer.fill_cache(tokens, grid, text, text_mask, proprio, readout=True)
+        maps = self.goal_readout_maps(cache.goal_logits, grid)
+        return cache, maps.flatten(2).log_softmax(-1).view_as(maps)
 
     def sample_actions(self, cache: ImageWAMCache | None, num_steps: int = 10, generator: torch.Generator | None = None) -> Tensor:
         return self.transformer.sample_actions(cache, num_steps, generator)

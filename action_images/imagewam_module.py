@@ -185,6 +185,26 @@ class ImageWAMModule(ChunkModule):
         actions = self.model.sample_actions(cache, steps or self.hparams.sample_steps, generator)
         return self.absolute_chunk(actions, current)
 
+    @torch.inference_mode()
+    def predict_chunks(
+        self, rgb: Tensor, pose: Tensor, instructions: list[str], samples: int = 1, generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``samples`` chunks per observation (B, samples, chunk, 8) from one prefix pass, as
+        ``predict_chunk`` gives one, and that pass's goal readout (B, V, H, W) as log-probabilities over
+        each view's pixels of where the end effector is at the chunk's end (a model trained with
+        ``goal_readout_weight`` > 0)."""
+        if samples < 1:
+            raise ValueError(f"samples must be ≥ 1, got {samples}")
+        if not self.hparams.goal_readout_weight:
+            raise ValueError("this ImageWAM model was trained without a goal readout (model.goal_readout_weight = 0)")
+        rgb, current, proprio = self.live_inputs(rgb, pose, instructions)
+        text, text_mask = self.encode_text(instructions)
+        cache, readout = self.model.fill_cache_with_readout(rgb * 2 - 1, text, text_mask, proprio)
+        actions = self.model.sample_actions(cache.repeat(samples), steps or self.hparams.sample_steps, generator)
+        chunks = self.absolute_chunk(actions, current, samples)
+        return chunks.view(len(rgb), samples, *chunks.shape[1:]), readout
+
     def fuse_qkv_projections(self) -> None:
         """For inference (the policy calls it): every attention's q/k/v projections as one linear
         (diffusers' `AttentionMixin.fuse_qkv_projections`). Training updates the separate weights, so

@@ -27,6 +27,7 @@ import roma
 import torch
 
 from action_images.canvas import Mode
+from action_images.goal_readout import anchor_chunk, readout_point
 from action_images.observation import interpolate_waypoints, observation_views, with_gripper_command
 from action_images.pipeline import ActionImagesPipeline
 from rendering.cameras import Cameras
@@ -254,11 +255,17 @@ class ChunkPolicy:
         replan_every: env steps between predictions, 1 … chunk·stride (default: the whole chunk).
         sample_steps: Euler steps (default: the module's).
         seed: the sampling noise's seed; `reset()` restarts it, so an episode is reproducible.
+        candidates: chunks sampled per prediction from one prefix pass (ImageWAM with a goal readout):
+            the policy executes the one whose end its goal readout finds likeliest (`goal_readout_scores`).
+        anchor: (ImageWAM with a goal readout) move the executed chunk's end to the point the goal
+            readout names, triangulated over the views (`goal_readout.readout_point`), bending the
+            waypoints before it by their share of the chunk (`goal_readout.anchor_chunk`); a readout
+            that fewer than two views find is not used.
     """
 
     def __init__(
         self, module: L.LightningModule, cameras: list[str], stride: int = 3, replan_every: int | None = None,
-        sample_steps: int | None = None, seed: int = 0,
+        sample_steps: int | None = None, seed: int = 0, candidates: int = 1, anchor: bool = False,
     ) -> None:
         if len(cameras) != module.hparams.views:
             raise ValueError(f"the model was trained on {module.hparams.views} views, got cameras {list(cameras)}")
@@ -271,7 +278,13 @@ class ChunkPolicy:
         self.module = module.eval()
         if hasattr(module, "fuse_qkv_projections"):  # ImageWAM's attentions; the baseline has none to fuse
             module.fuse_qkv_projections()
+        if candidates < 1:
+            raise ValueError(f"candidates must be ≥ 1, got {candidates}")
+        if (candidates > 1 or anchor) and not (hasattr(module, "predict_chunks") and module.hparams.get("goal_readout_weight")):
+            raise ValueError("choosing among chunks or anchoring one needs an ImageWAM model trained with a goal readout "
+                             "(model.goal_readout_weight > 0)")
         self.cameras, self.stride, self.sample_steps, self.seed = list(cameras), stride, sample_steps, seed
+        self.candidates, self.anchor = candidates, anchor
         self.reset()
 
     @classmethod
@@ -294,11 +307,19 @@ class ChunkPolicy:
         """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
         views = observation_views(observation, self.cameras, self.module.hparams.image_size)
         views.pose = with_gripper_command(views.pose, self.gripper_command)
-        device = self.module.device
-        chunk = self.module.predict_chunk(
-            views.rgb[None].to(device), views.pose[None].to(device), [views.instruction], generator=self.generator, steps=self.sample_steps
-        )
-        return interpolate_waypoints(views.pose, chunk[0].cpu(), self.stride).numpy().astype(np.float32)
+        rgb, pose = views.rgb[None].to(self.module.device), views.pose[None].to(self.module.device)
+        if self.candidates == 1 and not self.anchor:
+            chunk = self.module.predict_chunk(rgb, pose, [views.instruction], generator=self.generator, steps=self.sample_steps)[0].cpu()
+        else:
+            chunks, readout = self.module.predict_chunks(rgb, pose, [views.instruction], self.candidates, self.generator, self.sample_steps)
+            chunks, readout = chunks[0].cpu(), readout[0].cpu()
+            cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *readout.shape[-2:])
+            chunk = chunks[int(goal_readout_scores(readout, chunks[:, -1, :3], cameras).argmax())] if self.candidates > 1 else chunks[0]
+            if self.anchor:
+                end, views_found = readout_point(readout, cameras)
+                if views_found >= 2:
+                    chunk = anchor_chunk(chunk, end)
+        return interpolate_waypoints(views.pose, chunk, self.stride).numpy().astype(np.float32)
 
     def select_action(self, observation: dict) -> np.ndarray:
         """The absolute EE target (8,) for this env step, replanning every `replan_every` steps."""

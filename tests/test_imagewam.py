@@ -333,6 +333,54 @@ def test_goal_readout_reads_the_prefix_only_and_learns():
     assert set(wam.loss(**view_batch())) == {"loss", "image_loss", "action_loss"}  # no goals given: flow losses only
 
 
+def test_cache_carries_the_readout_of_the_full_forward_and_repeats_row_by_row():
+    """With `readout`, the prefix pass gives the goal logits the full forward gives (the prefix attends
+    only to itself), and a cache repeated for several samples gives each copy its own row's actions."""
+    model = make_model(goal_readout_pixels=4)
+    inputs = make_inputs()
+    prefix = dict(current=inputs["current"], grid=GRID, text=inputs["text"], text_mask=inputs["text_mask"], proprio=inputs["proprio"])
+    full = model(**prefix, target=inputs["target"], target_timestep=0.0, action=inputs["action"], action_timestep=0.5)
+    cache = model.fill_cache(**prefix, readout=True)
+    torch.testing.assert_close(cache.goal_logits, full.goal_logits)
+    assert model.fill_cache(**prefix).goal_logits is None
+    with pytest.raises(ValueError, match="no goal readout"):
+        make_model().fill_cache(**prefix, readout=True)
+
+    repeated = cache.repeat(3)
+    assert repeated.batch_size == 6 and torch.equal(repeated.goal_logits[3], cache.goal_logits[1])
+    noise = torch.randn(2, CHUNK, ACTION_DIM, generator=torch.Generator().manual_seed(0))
+    once = model.sample_actions(cache, 2, noise=noise)
+    thrice = model.sample_actions(repeated, 2, noise=noise.repeat_interleave(3, 0))
+    torch.testing.assert_close(thrice.view(2, 3, CHUNK, ACTION_DIM), once[:, None].expand(2, 3, CHUNK, ACTION_DIM))
+
+
+def test_readout_point_triangulates_where_the_views_point():
+    """A readout peaked at a point's projection in every view names that point; one view is not enough,
+    and anchoring a chunk moves its end there, its earlier waypoints by their share."""
+    from action_images.goal_readout import anchor_chunk, readout_point
+    from rendering.cameras import Cameras
+    from rendering.synthetic import random_rig
+
+    rig = random_rig(1, views=3, size=32, seed=5)
+    cameras = Cameras(rig.cameras.intrinsics[0], rig.cameras.extrinsics[0], 32, 32)  # three views, batch (V, 1)
+    goal = rig.positions[0, :1]  # (1, 3)
+    pixels, _ = cameras.project(goal[None, None].expand(3, 1, 1, 3))  # (V, 1, 1, 2), sub-pixel
+    grid = cameras.pixel_grid()
+    log_probs = (-((grid[None] - pixels[:, 0, 0][:, None]) ** 2).sum(-1) / (2 * 0.6**2)).log_softmax(-1).view(3, 32, 32)
+    point, views = readout_point(log_probs, cameras)
+    assert views == 3 and (point - goal[0]).norm() < 0.01, (point, goal)
+
+    flat = torch.full((2, 32 * 32), -float(np.log(32 * 32)))  # two views with no opinion
+    point, views = readout_point(torch.cat([log_probs[:1], flat.view(2, 32, 32)]), cameras)
+    assert views == 1 and point.isnan().all()
+
+    chunk = torch.tensor([[0.1, 0.0, 0.2, 0, 0, 0, 1, 1.0], [0.2, 0.0, 0.2, 0, 0, 0, 1, 1.0]])
+    moved = anchor_chunk(chunk, torch.tensor([0.2, 0.1, 0.3]))
+    torch.testing.assert_close(moved[1, :3], torch.tensor([0.2, 0.1, 0.3]))
+    torch.testing.assert_close(moved[0, :3], torch.tensor([0.1, 0.05, 0.25]))
+    assert torch.equal(moved[:, 3:], chunk[:, 3:])  # orientation and gripper as sampled
+
+
 def test_views_are_tiled_into_one_image():
     views = torch.arange(2 * 3 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 3, 4, 5)
     wide = tile_views(views, 3, "horizontal")
@@ -571,6 +619,33 @@ def test_module_checkpoint_round_trip(dataset, tmp_path):
     observation, _ = env.reset(seed=0)
     action = policy.select_action(observation)
     assert action.shape == (8,) and np.isfinite(action).all()
+    with pytest.raises(ValueError, match="goal readout"):
+        load_policy(path, cameras=["front", "left"], candidates=4, num_frames=3, stride=2, image_size=16)
+
+
+def test_module_samples_chunks_from_one_prefix_pass_and_the_policy_uses_its_readout(dataset, tmp_path):
+    from action_images.imagewam_module import ImageWAMModule
+    from action_images.policy import ChunkPolicy
+    from action_images.sim import make_env
+
+    module = ImageWAMModule(**MODULE_TINY, goal_readout_weight=0.1, instructions=MODULE_INSTRUCTIONS).eval()
+    rgb, pose = torch.rand(2, 2, 3, 16, 16), current_pose(2)
+    chunks, readout = module.predict_chunks(rgb, pose, MODULE_INSTRUCTIONS, samples=3, generator=torch.Generator().manual_seed(0))
+    assert chunks.shape == (2, 3, 2, 8) and readout.shape == (2, 2, 16, 16)
+    torch.testing.assert_close(readout.exp().flatten(2).sum(-1), torch.ones(2, 2))
+    assert not torch.equal(chunks[:, 0], chunks[:, 1])  # independent samples
+    with pytest.raises(ValueError, match="without a goal readout"):
+        ImageWAMModule(**MODULE_TINY, instructions=MODULE_INSTRUCTIONS).predict_chunks(rgb, pose, MODULE_INSTRUCTIONS, samples=2)
+
+    env = make_env("reach", image_size=32, cameras=("front", "left"))
+    observation, _ = env.reset(seed=0)
+    chosen = ChunkPolicy(module, ["front", "left"], stride=2, candidates=4, anchor=True)
+    plain = ChunkPolicy(module, ["front", "left"], stride=2)
+    for policy in (chosen, plain):
+        action = policy.select_action(observation)
+        assert action.shape == (8,) and np.isfinite(action).all()
+    with pytest.raises(ValueError, match="candidates must be"):
+        ChunkPolicy(module, ["front", "left"], stride=2, candidates=0)
 
 
 def test_cpu_config_builds_imagewam_for_its_data():
