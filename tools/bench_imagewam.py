@@ -81,6 +81,12 @@ def main() -> None:
         "actionimages": "Action Images, joint", "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
         "imagewam_nocache": "ImageWAM, no editing", "baseline": "baseline",
     }
+    if torch.load(last_checkpoint(args.imagewam), map_location="cpu", weights_only=True)["hyper_parameters"].get("goal_readout_weight"):
+        # an ImageWAM with a goal readout also runs as the policies that read it (`ChunkPolicy` anchor / candidates)
+        runs["imagewam_anchor"] = (args.imagewam, {"anchor": True})
+        runs["imagewam_best8_anchor"] = (args.imagewam, {"candidates": 8, "anchor": True})
+        labels["imagewam_anchor"] = "ImageWAM, chunk end anchored on its readout"
+        labels["imagewam_best8_anchor"] = "ImageWAM, best of 8 chunks by its readout, anchored"
     checkpoints = {key: last_checkpoint(run) for key, (run, _) in runs.items()}
 
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
@@ -91,7 +97,7 @@ def main() -> None:
     for key, (seconds, gflops) in step_costs(policies, observation, args.repeats).items():
         figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = seconds, gflops
         console.print(f"{labels[key]}: {seconds:.4f} s, {gflops:.3f} GFLOPs per chunk")
-        if key != "actionimages_policy" and not args.costs_only:
+        if key in ("actionimages", "imagewam", "imagewam_nocache", "baseline") and not args.costs_only:
             figures[f"train_minutes_{key}"] = run_minutes(runs[key][0])
     for key in runs:
         figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
@@ -117,7 +123,7 @@ def main() -> None:
                                                       replan_every=args.replan_every, steps=args.steps, **options)
         for task, row in tables[labels[key]].items():
             figures[f"success_{key}_{task}"] = row["success"]
-    curves = {labels[key]: runs[key][0] for key in ("imagewam", "imagewam_nocache", "baseline")}
+    curves = {labels[key]: runs[key][0] for key in ("imagewam", "imagewam_nocache", "baseline")}  # one curve per training run
     position_error_curves(curves, (args.results or RESULTS / "imagewam.json").with_name("imagewam_position_error.png"))
     path = write_results("imagewam", figures) if args.results is None else write_json(args.results, figures)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -154,8 +160,9 @@ the runs only need the configs' architectures.
 
 
 def section(args, tables: dict, figures: dict, labels: dict) -> str:
+    minutes = {key: figures.get(f"train_minutes_{key}", figures.get(f"train_minutes_{key.split('_')[0]}")) for key in labels}  # a variant: its run's
     rows = [
-        f"| {label} | {figures.get(f'train_minutes_{key}', figures['train_minutes_actionimages']):.0f} | {row}"
+        f"| {label} | {minutes[key]:.0f} | {row}"
         for (key, label), row in zip(labels.items(), cost_rows(figures, labels))
     ]
     return f"""## ImageWAM against Action Images
