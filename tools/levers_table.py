@@ -370,6 +370,47 @@ passing each milestone —
 """
 
 
+SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
+
+*Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
+runs/imagewam_readout_s1/lightning_logs/version_0/checkpoints/last.ckpt --scenes 50` runs the plain policy on the 50
+unseen reach scenes and at each of its 376 plans also samples 8 chunks from the same prefix pass
+(`benchmarks/results/imagewam/readout_diagnosis_s1.json`). With the end effector within 6 cm of the sphere, the
+executed chunk ends a median 4.6 cm from it, and the 8 samples' ends lie within 1.0 cm (RMS) of their mean, itself
+4.7 cm away: the expert is biased short, not noisy, so averaging samples cannot help. The goal readout of the same
+prefix pass, triangulated over the three views (`goal_readout.readout_point`), names a point 3.0 cm from the sphere
+(1.6 cm while the end effector is still over 12 cm away); choosing among the 8 samples by the readout gives 4.2 cm.
+
+*Two inference options that read it* (the model and its training are unchanged; `ChunkPolicy`):
+`action-images eval … --candidates K` samples K chunks from one prefix pass (the cache is repeated, not recomputed) and
+executes the one whose end the readout finds likeliest, as Action Images' best of K plans; `--anchor` moves the
+executed chunk's end to the triangulated readout point and its earlier waypoints by their share of the chunk
+(orientation and gripper as sampled); a readout fewer than two views find is not used.
+
+*The runs.* Session 15's recipe repeated with seed 1 (`SEED=1 RUN=runs/imagewam_readout_s1 bash
+benchmarks/results/closed_loop/imagewam_readout_train.sh`): this session's machine ran 0.31 s/step (session 15's
+0.52), so the 5,600 steps took 29 minutes; validation chunk error 3.1 cm, readout within 1.5 px on 96 % of held-out
+views. Then the same seed trained for the 55 minutes this machine gives (`STEPS=10500`, LONG_RUN_FIGURES). Closed loop,
+50 episodes per task, seeds from 100000, replanning every 3 steps, 10 Euler steps (`action-images eval --checkpoint
+<run>/lightning_logs/version_0/checkpoints/last.ckpt --task T --episodes 50 --replan-every 3 --steps 10 [--candidates 8]
+[--anchor]`; `benchmarks/results/closed_loop/imagewam_readout_s1*.json`):
+
+| run | policy | reach | push | pick_place |
+|---|---|---|---|---|
+| seed 0, 5,163 steps (session 15) | plain | 54 % [40, 67] | 0 % [0, 7] | 0 % [0, 7] |
+| seed 1, 5,600 steps, 29 min | plain | 64 % [50, 76] | 0 % [0, 7] | 0 % [0, 7] |
+| | `--anchor` | 84 % [71, 92] | 2 % [0, 10] | 0 % [0, 7] |
+| | `--candidates 8` | 80 % [67, 89] | — | — |
+| | `--candidates 8 --anchor` | **88 % [76, 94]** | — | — |
+LONG_RUN_ROWS
+
+The two seeds of the same recipe differ by 10 points (54 and 64 %, inside each other's intervals). Reading the readout
+is worth 20–24 points of reach on the same weights; the cube tasks do not move (their failures are the approach,
+session 12, and the readout of a 12-step-ahead end effector does not name the approach point behind a cube).
+LONG_RUN_TEXT
+"""
+
+
 SESSION_7 = """**Session 7: settled demonstrations, the joint canvas, and a fairer a2v measure.**
 
 *Demonstrations ended on the tolerance boundary.* The environment terminates on the first successful frame, so every
@@ -532,6 +573,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_11}
 
 {SESSION_12}
+{SESSION_16}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
