@@ -390,7 +390,7 @@ executed chunk's end to the triangulated readout point and its earlier waypoints
 *The runs.* Session 15's recipe repeated with seed 1 (`SEED=1 RUN=runs/imagewam_readout_s1 bash
 benchmarks/results/closed_loop/imagewam_readout_train.sh`): this session's machine ran 0.31 s/step (session 15's
 0.52), so the 5,600 steps took 29 minutes; validation chunk error 3.1 cm, readout within 1.5 px on 96 % of held-out
-views. Then the same seed trained for the 55 minutes this machine gives (`STEPS=10500`, LONG_RUN_FIGURES). Closed loop,
+views. Closed loop,
 50 episodes per task, seeds from 100000, replanning every 3 steps, 10 Euler steps (`action-images eval --checkpoint
 <run>/lightning_logs/version_0/checkpoints/last.ckpt --task T --episodes 50 --replan-every 3 --steps 10 [--candidates 8]
 [--anchor]`; `benchmarks/results/closed_loop/imagewam_readout_s1*.json`):
@@ -402,12 +402,10 @@ views. Then the same seed trained for the 55 minutes this machine gives (`STEPS=
 | | `--anchor` | 84 % [71, 92] | 2 % [0, 10] | 0 % [0, 7] |
 | | `--candidates 8` | 80 % [67, 89] | — | — |
 | | `--candidates 8 --anchor` | **88 % [76, 94]** | — | — |
-LONG_RUN_ROWS
 
 The two seeds of the same recipe differ by 10 points (54 and 64 %, inside each other's intervals). Reading the readout
 is worth 20–24 points of reach on the same weights; the cube tasks do not move (their failures are the approach,
 session 12, and the readout of a 12-step-ahead end effector does not name the approach point behind a cube).
-LONG_RUN_TEXT
 """
 
 
