@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=60, help="timed rounds of the interleaved latencies (default 60)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
+    parser.add_argument("--best-of", type=int, default=8,
+                        help="chunks the readout chooses among in the 'best of K, anchored' ImageWAM policy (default 8)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     parser.add_argument("--reuse-success", action="store_true",
                         help="re-measure latency and FLOPs only; read the success tables an earlier run wrote under --out")
@@ -84,12 +86,14 @@ def main() -> None:
     if torch.load(last_checkpoint(args.imagewam), map_location="cpu", weights_only=True)["hyper_parameters"].get("goal_readout_weight"):
         # an ImageWAM with a goal readout also runs as the policies that read it (`ChunkPolicy` anchor / candidates)
         runs["imagewam_anchor"] = (args.imagewam, {"anchor": True})
-        runs["imagewam_best8_anchor"] = (args.imagewam, {"candidates": 8, "anchor": True})
+        runs["imagewam_best_anchor"] = (args.imagewam, {"candidates": args.best_of, "anchor": True})
         labels["imagewam_anchor"] = "ImageWAM, chunk end anchored on its readout"
-        labels["imagewam_best8_anchor"] = "ImageWAM, best of 8 chunks by its readout, anchored"
+        labels["imagewam_best_anchor"] = f"ImageWAM, best of {args.best_of} chunks by its readout, anchored"
     checkpoints = {key: last_checkpoint(run) for key, (run, _) in runs.items()}
 
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
+    if "imagewam_best_anchor" in runs:
+        figures["best_of"] = args.best_of
     env = make_env("pick_place", image_size=128)
     observation, _ = env.reset(seed=123)
     env.close()
@@ -147,7 +151,7 @@ def costs_section(args, figures: dict, labels: dict) -> str:
     return f"""## Cost per control step: ImageWAM against Action Images
 
 Command: `python tools/bench_imagewam.py --costs-only --actionimages {args.actionimages} --imagewam {args.imagewam} \
---nocache {args.nocache} --baseline {args.baseline} --steps {args.steps}`, on {machine_line()}. Results:
+--nocache {args.nocache} --baseline {args.baseline} --steps {args.steps} --best-of {args.best_of}`, on {machine_line()}. Results:
 `benchmarks/results/imagewam_costs.json`. One replanning control step on one live observation (views → one action
 chunk, {args.steps} sampling / Euler steps for every model; latency median of {args.repeats} interleaved rounds; FLOPs
 by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run. Cost does not depend on the weights:
