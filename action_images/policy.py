@@ -307,19 +307,32 @@ class ChunkPolicy:
         """Predict a chunk from the observation → (chunk·stride, 8) per-step targets."""
         views = observation_views(observation, self.cameras, self.module.hparams.image_size)
         views.pose = with_gripper_command(views.pose, self.gripper_command)
-        rgb, pose = views.rgb[None].to(self.module.device), views.pose[None].to(self.module.device)
         if self.candidates == 1 and not self.anchor:
-            chunk = self.module.predict_chunk(rgb, pose, [views.instruction], generator=self.generator, steps=self.sample_steps)[0].cpu()
+            device = self.module.device
+            chunk = self.module.predict_chunk(
+                views.rgb[None].to(device), views.pose[None].to(device), [views.instruction], generator=self.generator, steps=self.sample_steps
+            )[0].cpu()
         else:
-            chunks, readout = self.module.predict_chunks(rgb, pose, [views.instruction], self.candidates, self.generator, self.sample_steps)
-            chunks, readout = chunks[0].cpu(), readout[0].cpu()
-            cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *readout.shape[-2:])
+            chunks, readout, cameras = self.sample_chunks(views, self.candidates)
             chunk = chunks[int(goal_readout_scores(readout, chunks[:, -1, :3], cameras).argmax())] if self.candidates > 1 else chunks[0]
             if self.anchor:
                 end, views_found = readout_point(readout, cameras)
                 if views_found >= 2:
                     chunk = anchor_chunk(chunk, end)
         return interpolate_waypoints(views.pose, chunk, self.stride).numpy().astype(np.float32)
+
+    def sample_chunks(self, views, samples: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, Cameras]:
+        """`samples` chunks (K, C, 8) from one prefix pass on `views` (`observation_views`, pose with the
+        gripper command), the goal readout (V, H, W) as log-probabilities, and the views' cameras at the
+        readout's resolution, batch (V, 1) as `goal_readout_scores` and `readout_point` take them
+        (ImageWAM with a goal readout; `generator` defaults to the policy's)."""
+        device = self.module.device
+        chunks, readout = self.module.predict_chunks(
+            views.rgb[None].to(device), views.pose[None].to(device), [views.instruction], samples, generator or self.generator, self.sample_steps
+        )
+        readout = readout[0].cpu()
+        cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *readout.shape[-2:])
+        return chunks[0].cpu(), readout, cameras
 
     def select_action(self, observation: dict) -> np.ndarray:
         """The absolute EE target (8,) for this env step, replanning every `replan_every` steps."""

@@ -623,7 +623,7 @@ def test_module_checkpoint_round_trip(dataset, tmp_path):
         load_policy(path, cameras=["front", "left"], candidates=4, num_frames=3, stride=2, image_size=16)
 
 
-def test_module_samples_chunks_from_one_prefix_pass_and_the_policy_uses_its_readout(dataset, tmp_path):
+def test_module_samples_chunks_from_one_prefix_pass_and_the_policy_uses_its_readout():
     from action_images.imagewam_module import ImageWAMModule
     from action_images.policy import ChunkPolicy
     from action_images.sim import make_env

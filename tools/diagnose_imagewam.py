@@ -29,7 +29,6 @@ from action_images.goal_readout import readout_point  # noqa: E402
 from action_images.observation import observation_views, with_gripper_command  # noqa: E402
 from action_images.policy import goal_readout_scores  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
-from rendering.cameras import Cameras  # noqa: E402
 from tools.benchlib import RESULTS, write_json  # noqa: E402
 
 BINS = [(0.0, 0.06), (0.06, 0.12), (0.12, float("inf"))]  # metres from the sphere when the plan is made
@@ -44,7 +43,7 @@ def main() -> None:
     parser.add_argument("--results", default="readout_diagnosis", help="name of the JSON written under benchmarks/results/imagewam")
     args = parser.parse_args()
     policy = load_policy(args.checkpoint, cameras=None, replan_every=args.replan_every)
-    module, generator = policy.module, torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(1)
     env = make_env("reach", image_size=128, cameras=tuple(policy.cameras))
     rows = []
     for index in track(range(args.scenes), description="reach scenes"):
@@ -53,7 +52,7 @@ def main() -> None:
         done = False
         while not done:
             if policy.targets is None or policy.steps_into_plan >= policy.replan_every:
-                rows.append(probe(policy, module, observation, env.task.target_position(env.data), args.samples, generator))
+                rows.append(probe(policy, observation, env.task.target_position(env.data), args.samples, generator))
             observation, _, success, truncated, _ = env.step(policy.select_action(observation))
             done = success or truncated
     env.close()
@@ -75,15 +74,14 @@ def main() -> None:
 
 
 @torch.inference_mode()
-def probe(policy, module, observation: dict, sphere: np.ndarray, samples: int, generator: torch.Generator) -> list[float]:
+def probe(policy, observation: dict, sphere: np.ndarray, samples: int, generator: torch.Generator) -> list[float]:
     """One plan's distances to the sphere (m): the EE now, the first sample's end (what the plain policy
     draws, up to its noise), the samples' mean end, the readout's choice among them, the readout point,
     and the samples' spread (RMS distance of the ends from their mean)."""
-    views = observation_views(observation, policy.cameras, module.hparams.image_size)
-    pose = with_gripper_command(views.pose, policy.gripper_command)
-    chunks, readout = module.predict_chunks(views.rgb[None], pose[None], [views.instruction], samples, generator)
-    ends, readout = chunks[0, :, -1, :3].cpu(), readout[0].cpu()
-    cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *readout.shape[-2:])
+    views = observation_views(observation, policy.cameras, policy.module.hparams.image_size)
+    views.pose = with_gripper_command(views.pose, policy.gripper_command)
+    chunks, readout, cameras = policy.sample_chunks(views, samples, generator)  # its own noise: the plain policy's is untouched
+    ends = chunks[:, -1, :3]
     chosen = ends[int(goal_readout_scores(readout, ends, cameras).argmax())]
     point, _ = readout_point(readout, cameras)
     target = torch.from_numpy(sphere).float()
