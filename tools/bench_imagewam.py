@@ -1,9 +1,16 @@
 """ImageWAM against Action Images on the same data, budget and episodes (issue: the second backbone).
 
     python tools/bench_imagewam.py --actionimages runs/sim_cpu --imagewam runs/imagewam_sim_cpu \\
-        --nocache runs/imagewam_noedit_sim_cpu --baseline runs/baseline_sim_cpu --episodes 20
+        --nocache runs/imagewam_noedit_sim_cpu --baseline runs/baseline_sim_cpu --episodes 50
 
-Every run is an `action-images fit` on the same dataset within the same minutes. On the same seeded
+    # Action Images trained on the policy canvas alone, at its best inference settings; the joint cost
+    # reference from a joint-trained run of the same architecture
+    python tools/bench_imagewam.py --actionimages runs/cmp_actionimages --joint runs/cost_joint \\
+        --imagewam runs/imagewam_readout_s1_long --nocache runs/cmp_imagewam_nocache --baseline runs/cmp_baseline \\
+        --episodes 50 --actionimages-options '{"steps": 2, "guidance_scale": 2, "candidates": 4, "keep_plan": true}'
+
+(The trainings: `benchmarks/results/imagewam_comparison_train.sh`.) Every run is an `action-images fit` on the
+same dataset within the same minutes. On the same seeded
 simulator episodes (seed 100000…, unseen by collection), closed loop, replanning every
 `--replan-every` control steps:
 - Action Images with the `joint` canvas (RGB and action images generated together) and with the
@@ -53,10 +60,17 @@ def main() -> None:
     parser.add_argument("--nocache", type=Path, default=Path("runs/imagewam_noedit_sim_cpu"),
                         help="ImageWAM trained without the editing objective (--model.init_args.transformer.image_loss_weight 0)")
     parser.add_argument("--baseline", type=Path, default=Path("runs/baseline_sim_cpu"), help="the baseline run folder")
+    parser.add_argument("--joint", type=Path, default=None,
+                        help="the run whose `joint` canvas is the cost reference (default: --actionimages). A run trained on the "
+                             "policy canvas alone cannot draw RGB: then its joint success is not evaluated and this names a "
+                             "joint-trained run of the same architecture (cost does not depend on the weights)")
+    parser.add_argument("--actionimages-options", type=json.loads, default={},
+                        help='JSON of the Action Images policies\' inference settings, in success and cost, e.g. '
+                             '\'{"steps": 2, "guidance_scale": 2, "candidates": 4, "keep_plan": true}\' (default: --steps, no guidance)')
     parser.add_argument("--tasks", nargs="+", default=["reach", "push", "pick_place"])
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per task and policy (default 20)")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes per task and policy (default 50)")
     parser.add_argument("--replan-every", type=int, default=3, help="closed-loop replanning period, control steps (default 3)")
-    parser.add_argument("--steps", type=int, default=10, help="sampling / Euler steps of every model (default 10)")
+    parser.add_argument("--steps", type=int, default=10, help="Euler steps of the chunk models and of the joint cost reference (default 10); Action Images' own in --actionimages-options")
     parser.add_argument("--repeats", type=int, default=60, help="timed rounds of the interleaved latencies (default 60)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/imagewam"), help="videos and tables")
     parser.add_argument("--results", type=Path, default=None, help="results JSON (default: benchmarks/results/imagewam.json)")
@@ -64,7 +78,8 @@ def main() -> None:
                         help="chunks the readout chooses among in the 'best of K, anchored' ImageWAM policy (default 8)")
     parser.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     parser.add_argument("--reuse-success", action="store_true",
-                        help="re-measure latency and FLOPs only; read the success tables an earlier run wrote under --out")
+                        help="read each policy's success table an earlier run wrote under --out (`<key>_success.json`) "
+                             "and evaluate only the policies that have none")
     parser.add_argument("--costs-only", action="store_true",
                         help="measure latency and FLOPs only, no success, into benchmarks/results/imagewam_costs.json (or "
                              "--results) and BENCHMARKS.md's 'imagewam_costs' section; neither depends on the weights, so "
@@ -72,9 +87,14 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     torch.manual_seed(0)
+    joint_run = args.joint or args.actionimages
+    canvas = torch.load(last_checkpoint(args.actionimages), map_location="cpu", weights_only=True)["hyper_parameters"].get("canvas", "joint")
+    if canvas == "policy" and args.joint is None:
+        parser.error(f"{args.actionimages} was trained on the policy canvas alone: name a joint-trained run with --joint for the cost reference")
+    options = {"steps": args.steps, **args.actionimages_options}
     runs = {
-        "actionimages": (args.actionimages, {"mode": "joint"}),
-        "actionimages_policy": (args.actionimages, {"mode": "policy"}),
+        "actionimages": (joint_run, {"mode": "joint", "steps": args.steps}),
+        "actionimages_policy": (args.actionimages, {**options, "mode": "policy"}),
         "imagewam": (args.imagewam, {}),
         "imagewam_nocache": (args.nocache, {}),
         "baseline": (args.baseline, {}),
@@ -97,12 +117,14 @@ def main() -> None:
     env = make_env("pick_place", image_size=128)
     observation, _ = env.reset(seed=123)
     env.close()
-    policies = {key: load_policy(checkpoints[key], cameras=None, replan_every=1, steps=args.steps, **options) for key, (_, options) in runs.items()}
+    for key, (run, options) in runs.items():
+        options.setdefault("steps", args.steps)
+    policies = {key: load_policy(checkpoints[key], cameras=None, replan_every=1, **options) for key, (_, options) in runs.items()}
     for key, (seconds, gflops) in step_costs(policies, observation, args.repeats).items():
         figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = seconds, gflops
         console.print(f"{labels[key]}: {seconds:.4f} s, {gflops:.3f} GFLOPs per chunk")
-        if key in ("actionimages", "imagewam", "imagewam_nocache", "baseline") and not args.costs_only:
-            figures[f"train_minutes_{key}"] = run_minutes(runs[key][0])
+        if key in ("actionimages_policy" if canvas == "policy" else "actionimages", "imagewam", "imagewam_nocache", "baseline") and not args.costs_only:
+            figures[f"train_minutes_{key.removesuffix('_policy')}"] = run_minutes(runs[key][0])
     for key in runs:
         figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
         figures[f"flops_ratio_{key}_vs_joint"] = figures[f"gflops_per_chunk_{key}"] / figures["gflops_per_chunk_actionimages"]
@@ -117,17 +139,25 @@ def main() -> None:
         return
     figures["train_minutes"] = figures["train_minutes_imagewam"]
 
+    figures["actionimages_canvas"] = canvas
+    figures["actionimages_options"] = json.dumps(runs["actionimages_policy"][1], sort_keys=True)
     tables = {}
     for key, (run, options) in runs.items():
+        if key == "actionimages" and canvas == "policy":
+            continue  # the cost reference only: a policy-canvas model never learned the joint canvas
         saved = args.out / f"{key}_success.json"
-        if args.reuse_success:
+        if args.reuse_success and saved.exists():
             tables[labels[key]] = json.loads(saved.read_text())
+            console.print(f"{labels[key]}: success read from {saved}")
         else:
             tables[labels[key]] = evaluate_checkpoint(checkpoints[key], key, args.tasks, args.episodes, args.out,
-                                                      replan_every=args.replan_every, steps=args.steps, **options)
+                                                      replan_every=args.replan_every, **options)
         for task, row in tables[labels[key]].items():
             figures[f"success_{key}_{task}"] = row["success"]
-    curves = {labels[key]: runs[key][0] for key in ("imagewam", "imagewam_nocache", "baseline")}  # one curve per training run
+    if canvas == "policy":  # Action Images as trained: its policy canvas
+        for task in args.tasks:
+            figures[f"success_actionimages_{task}"] = figures[f"success_actionimages_policy_{task}"]
+    curves = {labels[key]: runs[key][0] for key in ("actionimages_policy", "imagewam", "imagewam_nocache", "baseline")}  # one curve per training run
     position_error_curves(curves, (args.results or RESULTS / "imagewam.json").with_name("imagewam_position_error.png"))
     path = write_results("imagewam", figures) if args.results is None else write_json(args.results, figures)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -163,33 +193,48 @@ the runs only need the configs' architectures.
 """
 
 
+def run_datasets(run: Path) -> str:
+    """The datasets a run's `action-images fit` trained on, from the config Lightning saved beside its logs."""
+    from omegaconf import OmegaConf
+
+    configs = sorted(Path(run).glob("**/config.yaml"), key=lambda p: p.stat().st_mtime)
+    return ", ".join(f"`{d}`" for d in OmegaConf.load(configs[-1]).data.datasets) if configs else "unknown data"
+
+
 def section(args, tables: dict, figures: dict, labels: dict) -> str:
+    policy_trained = figures["actionimages_canvas"] == "policy"
     minutes = {key: figures.get(f"train_minutes_{key}", figures.get(f"train_minutes_{key.split('_')[0]}")) for key in labels}  # a variant: its run's
     rows = [
-        f"| {label} | {minutes[key]:.0f} | {row}"
+        f"| {label} | {'cost reference' if key == 'actionimages' and policy_trained else f'{minutes[key]:.0f}'} | {row}"
         for (key, label), row in zip(labels.items(), cost_rows(figures, labels))
     ]
+    joint_note = (f"Action Images was trained on the policy canvas alone (its best recipe), so it is evaluated there; the "
+                  f"`joint` row of the cost table is the same architecture's joint canvas (`{args.joint}`), the reference "
+                  "of every ratio, whose cost does not depend on the weights." if policy_trained else "")
     return f"""## ImageWAM against Action Images
 
 Command: `python tools/bench_imagewam.py --actionimages {args.actionimages} --imagewam {args.imagewam} --nocache {args.nocache} \\
---baseline {args.baseline} --episodes {args.episodes}`, on {machine_line()}. Results: `benchmarks/results/imagewam.json`;
-episode videos in `{args.out}/videos/`. Every model was trained by `action-images fit` on the same 300 episodes
-(`data/sim`: reach, push, pick_place) on this machine; the same seeded episodes (from seed 100000) for every policy,
-closed loop, replanning every {args.replan_every} control steps, {args.steps} sampling steps. "No editing" is ImageWAM
-trained with image weight 0: its expert reads a cache that learned from the action loss alone.
+--baseline {args.baseline}{f' --joint {args.joint}' if args.joint else ''} --episodes {args.episodes} \\
+--actionimages-options '{json.dumps(args.actionimages_options)}' --best-of {args.best_of}`, on {machine_line()}.
+Results: `benchmarks/results/imagewam.json`; episode videos in `{args.out}/videos/`. Every model was trained by one
+`action-images fit` of at most 60 minutes on the same data ({run_datasets(args.imagewam)}); the same seeded episodes
+(from seed 100000) for every policy, closed loop, replanning every {args.replan_every} control steps; the chunk models
+take {args.steps} Euler steps, Action Images `{figures["actionimages_options"]}`. "No editing" is ImageWAM trained with
+image weight 0: its expert reads a cache that learned from the action loss alone. {joint_note}
 Cells: success [95 % Wilson interval].
 
 {success_markdown(tables)}
 
-Cost of one replanning control step on one live observation (views → one action chunk; latency median of
-{args.repeats} interleaved rounds; FLOPs by `torch.utils.flop_counter`), ratios to Action Images `joint` in the same run:
+Cost of one replanning control step on one live observation (views → one action chunk, each policy at the settings it
+was evaluated with; latency median of {args.repeats} interleaved rounds; FLOPs by `torch.utils.flop_counter`), ratios
+to Action Images `joint` ({args.steps} steps) in the same run:
 
 | policy | training minutes | latency per step | GFLOPs per chunk |
 |---|---|---|---|
 {chr(10).join(rows)}
 
 Held-out chunk position error during training (validation split, mean over the chunk's waypoints) of the
-three action-chunk models:
+trained runs:
 
 ![position error](benchmarks/results/imagewam_position_error.png)
 """

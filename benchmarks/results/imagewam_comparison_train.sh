@@ -1,0 +1,36 @@
+#!/bin/bash
+# Session 17: the trainings of the ImageWAM comparison (issue 7), each one `action-images fit` of at most 55 minutes on
+# run P's data (data/sim_3000s + data/sim_start, episode-balanced clips), so `tools/bench_imagewam.py` compares models
+# of the same data and budget. ImageWAM itself is `closed_loop/imagewam_readout_train.sh` with SEED=1 STEPS=10500.
+#   MODEL=actionimages  run P's recipe (policy canvas, pooled text, goal readout 0.05, timestep shift 3)
+#   MODEL=nocache       ImageWAM's recipe with image loss weight 0 (the expert reads a cache no editing shaped)
+#   MODEL=baseline      the flow-matching chunk policy (configs/baseline_sim_cpu.yaml)
+# STEPS is sized to 55 minutes of the machine at hand (measure s/step first).
+set -e
+cd "$(dirname "$0")/../.."  # the repository root
+export MUJOCO_GL=egl
+A=.venv/bin/action-images
+DATA=(--data.datasets '[data/sim_3000s, data/sim_start]' --data.balance episodes --seed_everything 1)
+BUDGET=(--trainer.max_time 00:00:55:00)
+case "$MODEL" in
+  actionimages)
+    RUN=${RUN:-runs/cmp_actionimages}
+    $A fit --config configs/sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
+      --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' \
+      --model.init_args.goal_readout_weight 0.05 --model.init_args.goal_readout_min_noise 0.5 --model.init_args.timestep_shift 3.0 \
+      --model.init_args.canvas policy --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
+      --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN --model.init_args.samples_dir $RUN/samples ;;
+  nocache)
+    RUN=${RUN:-runs/cmp_imagewam_nocache}
+    $A fit --config configs/imagewam_sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
+      --model.init_args.transformer '{backbone_config: {patch_size: 1, num_layers: 2, num_single_layers: 4, attention_head_dim: 32, num_attention_heads: 4, joint_attention_dim: 64, timestep_guidance_channels: 64, mlp_ratio: 3.0, axes_dims_rope: [8, 8, 8, 8], rope_theta: 2000, eps: 1.0e-06, guidance_embeds: false}, action_hidden_dim: 64, action_mlp_ratio: 4.0, edit_timestep: 0.0, prefix_shares_target_timestep: false, image_shift: 5.0, action_shift: 5.0, image_loss_weight: 0.0, action_loss_weight: 1.0, loss_weighting: bell}' \
+      --model.init_args.goal_readout_weight 0.05 --model.init_args.codec '{name: patch, patch: 8}' \
+      --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
+      --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN ;;
+  baseline)
+    RUN=${RUN:-runs/cmp_baseline}
+    $A fit --config configs/baseline_sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
+      --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
+      --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN ;;
+  *) echo "MODEL must be actionimages, nocache or baseline" >&2; exit 2 ;;
+esac
