@@ -103,12 +103,18 @@ def main() -> None:
         "actionimages": "Action Images, joint", "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
         "imagewam_nocache": "ImageWAM, no editing", "baseline": "baseline",
     }
-    if torch.load(last_checkpoint(args.imagewam), map_location="cpu", weights_only=True)["hyper_parameters"].get("goal_readout_weight"):
+    def has_readout(run: Path) -> bool:
+        return bool(torch.load(last_checkpoint(run), map_location="cpu", weights_only=True)["hyper_parameters"].get("goal_readout_weight"))
+
+    if has_readout(args.imagewam):
         # an ImageWAM with a goal readout also runs as the policies that read it (`ChunkPolicy` anchor / candidates)
         runs["imagewam_anchor"] = (args.imagewam, {"anchor": True})
         runs["imagewam_best_anchor"] = (args.imagewam, {"candidates": args.best_of, "anchor": True})
         labels["imagewam_anchor"] = "ImageWAM, chunk end anchored on its readout"
         labels["imagewam_best_anchor"] = f"ImageWAM, best of {args.best_of} chunks by its readout, anchored"
+    if has_readout(args.nocache) and not args.costs_only:  # the ablation of the anchored policy too
+        runs["imagewam_nocache_anchor"] = (args.nocache, {"anchor": True})
+        labels["imagewam_nocache_anchor"] = "ImageWAM, no editing, anchored"
     checkpoints = {key: last_checkpoint(run) for key, (run, _) in runs.items()}
 
     figures: dict[str, float] = {"episodes_per_task": args.episodes, "replan_every": args.replan_every, "sample_steps": args.steps}
@@ -165,7 +171,7 @@ def main() -> None:
     console.print(success_markdown(tables))
     console.print(f"wrote {path}")
     if not args.no_markdown:
-        update_section("imagewam", section(args, tables, figures, labels))
+        update_section("imagewam", section(args, tables, figures, labels, runs))
 
 
 def cost_rows(figures: dict, labels: dict) -> list[str]:
@@ -195,15 +201,15 @@ the runs only need the configs' architectures.
 
 def run_datasets(run: Path) -> str:
     """The datasets a run's `action-images fit` trained on, from the config Lightning saved beside its logs."""
-    from omegaconf import OmegaConf
+    import yaml
 
     configs = sorted(Path(run).glob("**/config.yaml"), key=lambda p: p.stat().st_mtime)
-    return ", ".join(f"`{d}`" for d in OmegaConf.load(configs[-1]).data.datasets) if configs else "unknown data"
+    return ", ".join(f"`{d}`" for d in yaml.safe_load(configs[-1].read_text())["data"]["datasets"]) if configs else "unknown data"
 
 
-def section(args, tables: dict, figures: dict, labels: dict) -> str:
+def section(args, tables: dict, figures: dict, labels: dict, runs: dict) -> str:
     policy_trained = figures["actionimages_canvas"] == "policy"
-    minutes = {key: figures.get(f"train_minutes_{key}", figures.get(f"train_minutes_{key.split('_')[0]}")) for key in labels}  # a variant: its run's
+    minutes = {key: run_minutes(run) for key, (run, _) in runs.items()}  # a variant: its run's
     rows = [
         f"| {label} | {'cost reference' if key == 'actionimages' and policy_trained else f'{minutes[key]:.0f}'} | {row}"
         for (key, label), row in zip(labels.items(), cost_rows(figures, labels))
