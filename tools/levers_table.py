@@ -370,6 +370,34 @@ passing each milestone —
 """
 
 
+SESSION_17 = """**Session 17: the comparison's trainings, on run P's data at one budget.**
+
+`benchmarks/results/imagewam_comparison_train.sh` trains the comparison's models, each one `action-images fit` of
+at most 55 minutes on run P's data (`data/sim_3000s` + `data/sim_start`, episode-balanced clips, seed 1); ImageWAM
+is session 16's 54-minute run (`runs/imagewam_readout_s1_long`, 10,500 steps). On this session's machine:
+Action Images with run P's recipe (policy canvas) trained 10,000 steps in 54 minutes (run P had 16,583 on a faster
+machine; held-out chunk error 3.3 cm), the no-editing ImageWAM (image loss weight 0, otherwise ImageWAM's recipe)
+10,500 steps in 43 minutes (the same steps as ImageWAM; held-out chunk error 2.04 cm against ImageWAM's 1.99 cm at
+step 10,000). Success on the same 50 unseen scenes per task (seeds 100000…, closed loop, replanning every 3 steps;
+`benchmarks/results/imagewam_comparison/`, evaluated by `evaluate_session17.py` beside them; ImageWAM's three
+policies came out exactly as in session 16's evaluation: with its seeds fixed the evaluation is deterministic):
+
+| policy | reach | push | pick_place |
+|---|---|---|---|
+| Action Images, policy canvas, 2 steps, guidance 2, best of 4, keeping its plan | 80 % [67, 89] | 0 % [0, 7] | 4 % [1, 13] |
+| ImageWAM, no editing, 10 Euler steps | 84 % [71, 92] | 20 % [11, 33] | 38 % [26, 52] |
+| ImageWAM, no editing, anchored on its readout | 90 % [79, 96] | 22 % [13, 35] | 48 % [35, 61] |
+| ImageWAM, 10 Euler steps | 84 % [71, 92] | 6 % [2, 16] | 16 % [8, 29] |
+| ImageWAM, anchored on its readout | 90 % [79, 96] | 16 % [8, 29] | 42 % [29, 56] |
+| ImageWAM, best of 8 by its readout, anchored | 90 % [79, 96] | 24 % [14, 37] | 56 % [42, 69] |
+
+The paper's claim — the editing objective is what makes the cache worth reading — does not show at this scale: the
+expert reading a cache that only the action loss (and the goal readout) shaped does as well as ImageWAM's, plain
+better on the cube tasks. Both ImageWAM variants stay above Action Images on every task. Still to come in one run of
+`tools/bench_imagewam.py` (next session): the baseline's training and every policy's success and cost together.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -594,6 +622,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 
 {SESSION_12}
 {SESSION_16}
+
+{SESSION_17}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
