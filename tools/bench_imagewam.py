@@ -42,6 +42,11 @@ from action_images.sim import make_env  # noqa: E402
 from tools.benchlib import RESULTS, last_checkpoint, step_costs, machine_line, metric_points, plot_axes, run_minutes, save_plot, update_section, write_json, write_results  # noqa: E402
 
 
+def hyper_parameters(run: Path) -> dict:
+    """The hyper-parameters saved in a run's last checkpoint."""
+    return torch.load(last_checkpoint(run), map_location="cpu", weights_only=True)["hyper_parameters"]
+
+
 def position_error_curves(runs: dict[str, Path], out: Path) -> None:
     """Validation position error (mean over the chunk, EMA weights) against training step, one line per run."""
     figure, axis = plot_axes()
@@ -87,14 +92,12 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     torch.manual_seed(0)
-    joint_run = args.joint or args.actionimages
-    canvas = torch.load(last_checkpoint(args.actionimages), map_location="cpu", weights_only=True)["hyper_parameters"].get("canvas", "joint")
+    canvas = hyper_parameters(args.actionimages).get("canvas", "joint")
     if canvas == "policy" and args.joint is None:
         parser.error(f"{args.actionimages} was trained on the policy canvas alone: name a joint-trained run with --joint for the cost reference")
-    options = {"steps": args.steps, **args.actionimages_options}
     runs = {
-        "actionimages": (joint_run, {"mode": "joint", "steps": args.steps}),
-        "actionimages_policy": (args.actionimages, {**options, "mode": "policy"}),
+        "actionimages": (args.joint or args.actionimages, {"mode": "joint"}),
+        "actionimages_policy": (args.actionimages, {**args.actionimages_options, "mode": "policy"}),
         "imagewam": (args.imagewam, {}),
         "imagewam_nocache": (args.nocache, {}),
         "baseline": (args.baseline, {}),
@@ -103,16 +106,13 @@ def main() -> None:
         "actionimages": "Action Images, joint", "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
         "imagewam_nocache": "ImageWAM, no editing", "baseline": "baseline",
     }
-    def has_readout(run: Path) -> bool:
-        return bool(torch.load(last_checkpoint(run), map_location="cpu", weights_only=True)["hyper_parameters"].get("goal_readout_weight"))
-
-    if has_readout(args.imagewam):
+    if hyper_parameters(args.imagewam).get("goal_readout_weight"):
         # an ImageWAM with a goal readout also runs as the policies that read it (`ChunkPolicy` anchor / candidates)
         runs["imagewam_anchor"] = (args.imagewam, {"anchor": True})
         runs["imagewam_best_anchor"] = (args.imagewam, {"candidates": args.best_of, "anchor": True})
         labels["imagewam_anchor"] = "ImageWAM, chunk end anchored on its readout"
         labels["imagewam_best_anchor"] = f"ImageWAM, best of {args.best_of} chunks by its readout, anchored"
-    if has_readout(args.nocache) and not args.costs_only:  # the ablation of the anchored policy too
+    if hyper_parameters(args.nocache).get("goal_readout_weight") and not args.costs_only:  # the ablation of the anchored policy too
         runs["imagewam_nocache_anchor"] = (args.nocache, {"anchor": True})
         labels["imagewam_nocache_anchor"] = "ImageWAM, no editing, anchored"
     checkpoints = {key: last_checkpoint(run) for key, (run, _) in runs.items()}
@@ -123,14 +123,12 @@ def main() -> None:
     env = make_env("pick_place", image_size=128)
     observation, _ = env.reset(seed=123)
     env.close()
-    for key, (run, options) in runs.items():
+    for _, options in runs.values():
         options.setdefault("steps", args.steps)
     policies = {key: load_policy(checkpoints[key], cameras=None, replan_every=1, **options) for key, (_, options) in runs.items()}
     for key, (seconds, gflops) in step_costs(policies, observation, args.repeats).items():
         figures[f"step_latency_s_{key}"], figures[f"gflops_per_chunk_{key}"] = seconds, gflops
         console.print(f"{labels[key]}: {seconds:.4f} s, {gflops:.3f} GFLOPs per chunk")
-        if key in ("actionimages_policy" if canvas == "policy" else "actionimages", "imagewam", "imagewam_nocache", "baseline") and not args.costs_only:
-            figures[f"train_minutes_{key.removesuffix('_policy')}"] = run_minutes(runs[key][0])
     for key in runs:
         figures[f"latency_ratio_{key}_vs_joint"] = figures[f"step_latency_s_{key}"] / figures["step_latency_s_actionimages"]
         figures[f"flops_ratio_{key}_vs_joint"] = figures[f"gflops_per_chunk_{key}"] / figures["gflops_per_chunk_actionimages"]
@@ -143,6 +141,8 @@ def main() -> None:
         if not args.no_markdown:
             update_section("imagewam_costs", costs_section(args, figures, labels))
         return
+    trained = {"actionimages": args.actionimages, "imagewam": args.imagewam, "imagewam_nocache": args.nocache, "baseline": args.baseline}
+    figures.update({f"train_minutes_{name}": run_minutes(run) for name, run in trained.items()})
     figures["train_minutes"] = figures["train_minutes_imagewam"]
 
     figures["actionimages_canvas"] = canvas

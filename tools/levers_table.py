@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from action_images.evaluate import success_markdown  # noqa: E402
 from tools.benchlib import RESULTS, markdown_table, update_section  # noqa: E402
 
 RUNS = [
@@ -370,6 +371,24 @@ passing each milestone —
 """
 
 
+COMPARISON = [  # (policy key of `tools/bench_imagewam.py`, label): success tables under benchmarks/results/imagewam_comparison/
+    ("actionimages_policy", "Action Images, policy canvas, 2 steps, guidance 2, best of 4, keeping its plan"),
+    ("imagewam", "ImageWAM, 10 Euler steps"),
+    ("imagewam_anchor", "ImageWAM, anchored on its readout"),
+    ("imagewam_best_anchor", "ImageWAM, best of 8 by its readout, anchored"),
+    ("imagewam_nocache", "ImageWAM, no editing, 10 Euler steps"),
+    ("imagewam_nocache_anchor", "ImageWAM, no editing, anchored"),
+]
+
+
+def comparison_table() -> str:
+    """Success [95 % interval] per task of the comparison's policies evaluated so far, a column each."""
+    folder = RESULTS / "imagewam_comparison"
+    tables = {label: json.loads((folder / f"{key}_success.json").read_text()) for key, label in COMPARISON
+              if (folder / f"{key}_success.json").exists()}
+    return success_markdown(tables) if tables else "(no comparison evaluation recorded yet)"
+
+
 SESSION_17 = """**Session 17: the comparison's trainings, on run P's data at one budget.**
 
 `benchmarks/results/imagewam_comparison_train.sh` trains the comparison's models, each one `action-images fit` of
@@ -382,14 +401,7 @@ step 10,000). Success on the same 50 unseen scenes per task (seeds 100000…, cl
 `benchmarks/results/imagewam_comparison/`, evaluated by `evaluate_session17.py` beside them; ImageWAM's three
 policies came out exactly as in session 16's evaluation: with its seeds fixed the evaluation is deterministic):
 
-| policy | reach | push | pick_place |
-|---|---|---|---|
-| Action Images, policy canvas, 2 steps, guidance 2, best of 4, keeping its plan | 80 % [67, 89] | 0 % [0, 7] | 4 % [1, 13] |
-| ImageWAM, no editing, 10 Euler steps | 84 % [71, 92] | 20 % [11, 33] | 38 % [26, 52] |
-| ImageWAM, no editing, anchored on its readout | 90 % [79, 96] | 22 % [13, 35] | 48 % [35, 61] |
-| ImageWAM, 10 Euler steps | 84 % [71, 92] | 6 % [2, 16] | 16 % [8, 29] |
-| ImageWAM, anchored on its readout | 90 % [79, 96] | 16 % [8, 29] | 42 % [29, 56] |
-| ImageWAM, best of 8 by its readout, anchored | 90 % [79, 96] | 24 % [14, 37] | 56 % [42, 69] |
+{comparison_table()}
 
 The paper's claim — the editing objective is what makes the cache worth reading — does not show at this scale: the
 expert reading a cache that only the action loss (and the goal readout) shaped does as well as ImageWAM's, plain
@@ -623,7 +635,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_12}
 {SESSION_16}
 
-{SESSION_17}
+{SESSION_17.replace('{comparison_table()}', comparison_table())}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
