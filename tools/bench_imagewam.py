@@ -3,9 +3,9 @@
     python tools/bench_imagewam.py --actionimages runs/sim_cpu --imagewam runs/imagewam_sim_cpu \\
         --nocache runs/imagewam_noedit_sim_cpu --baseline runs/baseline_sim_cpu --episodes 50
 
-    # Action Images trained on the policy canvas alone, at its best inference settings; the joint cost
-    # reference from a joint-trained run of the same architecture
-    python tools/bench_imagewam.py --actionimages runs/cmp_actionimages --joint runs/cost_joint \\
+    # Action Images trained on the policy canvas (--actionimages) and on the joint canvas (--joint) with one
+    # recipe, both evaluated at their best inference settings; the joint canvas's default sampler is the cost reference
+    python tools/bench_imagewam.py --actionimages runs/cmp_actionimages --joint runs/cmp_actionimages_joint \\
         --imagewam runs/imagewam_readout_s1_long --nocache runs/cmp_imagewam_nocache --baseline runs/cmp_baseline \\
         --episodes 50 --actionimages-options '{"steps": 2, "guidance_scale": 2, "candidates": 4, "keep_plan": true}'
 
@@ -66,9 +66,9 @@ def main() -> None:
                         help="ImageWAM trained without the editing objective (--model.init_args.transformer.image_loss_weight 0)")
     parser.add_argument("--baseline", type=Path, default=Path("runs/baseline_sim_cpu"), help="the baseline run folder")
     parser.add_argument("--joint", type=Path, default=None,
-                        help="the run whose `joint` canvas is the cost reference (default: --actionimages). A run trained on the "
-                             "policy canvas alone cannot draw RGB: then its joint success is not evaluated and this names a "
-                             "joint-trained run of the same architecture (cost does not depend on the weights)")
+                        help="the joint-trained Action Images run, evaluated on the joint canvas and the reference of every "
+                             "cost ratio (default: --actionimages). Needed when --actionimages was trained on the policy canvas "
+                             "alone, which cannot draw RGB; train it on the same data and minutes")
     parser.add_argument("--actionimages-options", type=json.loads, default={},
                         help='JSON of the Action Images policies\' inference settings, in success and cost, e.g. '
                              '\'{"steps": 2, "guidance_scale": 2, "candidates": 4, "keep_plan": true}\' (default: --steps, no guidance)')
@@ -93,17 +93,21 @@ def main() -> None:
     console = Console()
     torch.manual_seed(0)
     canvas = hyper_parameters(args.actionimages).get("canvas", "joint")
-    if canvas == "policy" and args.joint is None:
-        parser.error(f"{args.actionimages} was trained on the policy canvas alone: name a joint-trained run with --joint for the cost reference")
+    joint_run = args.joint or args.actionimages
+    if hyper_parameters(joint_run).get("canvas", "joint") == "policy":
+        parser.error(f"{joint_run} was trained on the policy canvas alone and cannot draw RGB: name a joint-trained run "
+                     "of the same architecture with --joint")
     runs = {
-        "actionimages": (args.joint or args.actionimages, {"mode": "joint"}),
+        "actionimages": (joint_run, {"mode": "joint"}),  # the reference of every ratio: the default sampler, cost only
+        "actionimages_joint": (joint_run, {**args.actionimages_options, "mode": "joint"}),
         "actionimages_policy": (args.actionimages, {**args.actionimages_options, "mode": "policy"}),
         "imagewam": (args.imagewam, {}),
         "imagewam_nocache": (args.nocache, {}),
         "baseline": (args.baseline, {}),
     }
     labels = {
-        "actionimages": "Action Images, joint", "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
+        "actionimages": f"Action Images, joint, {args.steps} steps (reference)", "actionimages_joint": "Action Images, joint",
+        "actionimages_policy": "Action Images, policy canvas", "imagewam": "ImageWAM",
         "imagewam_nocache": "ImageWAM, no editing", "baseline": "baseline",
     }
     if hyper_parameters(args.imagewam).get("goal_readout_weight"):
@@ -141,7 +145,8 @@ def main() -> None:
         if not args.no_markdown:
             update_section("imagewam_costs", costs_section(args, figures, labels))
         return
-    trained = {"actionimages": args.actionimages, "imagewam": args.imagewam, "imagewam_nocache": args.nocache, "baseline": args.baseline}
+    trained = {"actionimages": args.actionimages, "actionimages_joint": joint_run, "imagewam": args.imagewam,
+               "imagewam_nocache": args.nocache, "baseline": args.baseline}
     figures.update({f"train_minutes_{name}": run_minutes(run) for name, run in trained.items()})
     figures["train_minutes"] = figures["train_minutes_imagewam"]
 
@@ -149,8 +154,8 @@ def main() -> None:
     figures["actionimages_options"] = json.dumps(runs["actionimages_policy"][1], sort_keys=True)
     tables = {}
     for key, (run, options) in runs.items():
-        if key == "actionimages" and canvas == "policy":
-            continue  # the cost reference only: a policy-canvas model never learned the joint canvas
+        if key == "actionimages":
+            continue  # the cost reference only; the joint canvas's success is "actionimages_joint"'s
         saved = args.out / f"{key}_success.json"
         if args.reuse_success and saved.exists():
             tables[labels[key]] = json.loads(saved.read_text())
@@ -160,11 +165,12 @@ def main() -> None:
                                                       replan_every=args.replan_every, **options)
         for task, row in tables[labels[key]].items():
             figures[f"success_{key}_{task}"] = row["success"]
-    if canvas == "policy":  # Action Images as trained: its policy canvas
-        for task in args.tasks:
-            figures[f"success_actionimages_{task}"] = figures[f"success_actionimages_policy_{task}"]
-    curves = {labels[key]: runs[key][0] for key in ("actionimages_policy", "imagewam", "imagewam_nocache", "baseline")}  # one curve per training run
-    position_error_curves(curves, (args.results or RESULTS / "imagewam.json").with_name("imagewam_position_error.png"))
+    for task in args.tasks:  # Action Images as trained: the canvas of --actionimages
+        figures[f"success_actionimages_{task}"] = figures[f"success_actionimages_{'policy' if canvas == 'policy' else 'joint'}_{task}"]
+    curve_labels: dict[Path, str] = {}  # one curve per training run
+    for key in ("actionimages_joint", "actionimages_policy", "imagewam", "imagewam_nocache", "baseline"):
+        curve_labels.setdefault(runs[key][0], labels[key])
+    position_error_curves({label: run for run, label in curve_labels.items()}, (args.results or RESULTS / "imagewam.json").with_name("imagewam_position_error.png"))
     path = write_results("imagewam", figures) if args.results is None else write_json(args.results, figures)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tables.md").write_text(success_markdown(tables) + "\n")
@@ -208,15 +214,11 @@ def run_datasets(run: Path) -> str:
 
 
 def section(args, tables: dict, figures: dict, labels: dict, runs: dict) -> str:
-    policy_trained = figures["actionimages_canvas"] == "policy"
     minutes = {key: run_minutes(run) for key, (run, _) in runs.items()}  # a variant: its run's
-    rows = [
-        f"| {label} | {'cost reference' if key == 'actionimages' and policy_trained else f'{minutes[key]:.0f}'} | {row}"
-        for (key, label), row in zip(labels.items(), cost_rows(figures, labels))
-    ]
-    joint_note = (f"Action Images was trained on the policy canvas alone (its best recipe), so it is evaluated there; the "
-                  f"`joint` row of the cost table is the same architecture's joint canvas (`{args.joint}`), the reference "
-                  "of every ratio, whose cost does not depend on the weights." if policy_trained else "")
+    rows = [f"| {label} | {minutes[key]:.0f} | {row}" for (key, label), row in zip(labels.items(), cost_rows(figures, labels))]
+    joint_note = (f"Action Images' policy canvas and joint canvas are two trainings of one recipe (`{args.actionimages}`, "
+                  f"`{args.joint}`); `success_actionimages_*` in the JSON is the {figures['actionimages_canvas']} canvas's."
+                  if args.joint else "")
     return f"""## ImageWAM against Action Images
 
 Command: `python tools/bench_imagewam.py --actionimages {args.actionimages} --imagewam {args.imagewam} --nocache {args.nocache} \\

@@ -3,6 +3,7 @@
 # run P's data (data/sim_3000s + data/sim_start, episode-balanced clips), so `tools/bench_imagewam.py` compares models
 # of the same data and budget. ImageWAM itself is `closed_loop/imagewam_readout_train.sh` with SEED=1 STEPS=10500.
 #   MODEL=actionimages  run P's recipe (policy canvas, pooled text, goal readout 0.05, timestep shift 3)
+#   MODEL=joint         the same recipe on the joint canvas (RGB and action images generated together)
 #   MODEL=nocache       ImageWAM's recipe with image loss weight 0 (the expert reads a cache no editing shaped)
 #   MODEL=baseline      the flow-matching chunk policy (configs/baseline_sim_cpu.yaml)
 # STEPS is sized to 55 minutes of the machine at hand (measure s/step first).
@@ -13,12 +14,12 @@ A=.venv/bin/action-images
 DATA=(--data.datasets '[data/sim_3000s, data/sim_start]' --data.balance episodes --seed_everything 1)
 BUDGET=(--trainer.max_time 00:00:55:00)
 case "$MODEL" in
-  actionimages)
-    RUN=${RUN:-runs/cmp_actionimages}
+  actionimages|joint)
+    if [ "$MODEL" = joint ]; then CANVAS=joint; RUN=${RUN:-runs/cmp_actionimages_joint}; else CANVAS=policy; RUN=${RUN:-runs/cmp_actionimages}; fi
     $A fit --config configs/sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
       --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' \
       --model.init_args.goal_readout_weight 0.05 --model.init_args.goal_readout_min_noise 0.5 --model.init_args.timestep_shift 3.0 \
-      --model.init_args.canvas policy --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
+      --model.init_args.canvas $CANVAS --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
       --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN --model.init_args.samples_dir $RUN/samples ;;
   nocache)
     RUN=${RUN:-runs/cmp_imagewam_nocache}
@@ -32,5 +33,5 @@ case "$MODEL" in
     $A fit --config configs/baseline_sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
       --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS \
       --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN ;;
-  *) echo "MODEL must be actionimages, nocache or baseline" >&2; exit 2 ;;
+  *) echo "MODEL must be actionimages, joint, nocache or baseline" >&2; exit 2 ;;
 esac
