@@ -28,6 +28,7 @@ section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ from action_images.sim import make_env  # noqa: E402
 from tools.benchlib import RESULTS, last_checkpoint, step_costs, machine_line, metric_points, plot_axes, run_minutes, save_plot, update_section, write_json, write_results  # noqa: E402
 
 
+@functools.cache
 def hyper_parameters(run: Path) -> dict:
     """The hyper-parameters saved in a run's last checkpoint."""
     return torch.load(last_checkpoint(run), map_location="cpu", weights_only=True)["hyper_parameters"]
@@ -219,11 +221,13 @@ def section(args, tables: dict, figures: dict, labels: dict, runs: dict) -> str:
     joint_note = (f"Action Images' policy canvas and joint canvas are two trainings of one recipe (`{args.actionimages}`, "
                   f"`{args.joint}`); `success_actionimages_*` in the JSON is the {figures['actionimages_canvas']} canvas's."
                   if args.joint else "")
+    reuse_note = (" Success tables already under `--out` were read, not re-evaluated (`--reuse-success`); the evaluation "
+                  "is deterministic, so the command above reproduces them." if args.reuse_success else "")
     return f"""## ImageWAM against Action Images
 
 Command: `python tools/bench_imagewam.py --actionimages {args.actionimages} --imagewam {args.imagewam} --nocache {args.nocache} \\
 --baseline {args.baseline}{f' --joint {args.joint}' if args.joint else ''} --episodes {args.episodes} \\
---actionimages-options '{json.dumps(args.actionimages_options)}' --best-of {args.best_of}`, on {machine_line()}.
+--actionimages-options '{json.dumps(args.actionimages_options)}' --best-of {args.best_of} --out {args.out}`, on {machine_line()}.{reuse_note}
 Results: `benchmarks/results/imagewam.json`; episode videos in `{args.out}/videos/`. Every model was trained by one
 `action-images fit` of at most 60 minutes on the same data ({run_datasets(args.imagewam)}); the same seeded episodes
 (from seed 100000) for every policy, closed loop, replanning every {args.replan_every} control steps; the chunk models

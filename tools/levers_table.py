@@ -14,7 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from action_images.evaluate import success_markdown  # noqa: E402
 from tools.benchlib import RESULTS, markdown_table, update_section  # noqa: E402
 
 RUNS = [
@@ -371,24 +370,6 @@ passing each milestone —
 """
 
 
-COMPARISON = [  # (policy key of `tools/bench_imagewam.py`, label): success tables under benchmarks/results/imagewam_comparison/
-    ("actionimages_policy", "Action Images, policy canvas, 2 steps, guidance 2, best of 4, keeping its plan"),
-    ("imagewam", "ImageWAM, 10 Euler steps"),
-    ("imagewam_anchor", "ImageWAM, anchored on its readout"),
-    ("imagewam_best_anchor", "ImageWAM, best of 8 by its readout, anchored"),
-    ("imagewam_nocache", "ImageWAM, no editing, 10 Euler steps"),
-    ("imagewam_nocache_anchor", "ImageWAM, no editing, anchored"),
-]
-
-
-def comparison_table() -> str:
-    """Success [95 % interval] per task of the comparison's policies evaluated so far, a column each."""
-    folder = RESULTS / "imagewam_comparison"
-    tables = {label: json.loads((folder / f"{key}_success.json").read_text()) for key, label in COMPARISON
-              if (folder / f"{key}_success.json").exists()}
-    return success_markdown(tables) if tables else "(no comparison evaluation recorded yet)"
-
-
 SESSION_17 = """**Session 17: the comparison's trainings, on run P's data at one budget.**
 
 `benchmarks/results/imagewam_comparison_train.sh` trains the comparison's models, each one `action-images fit` of
@@ -397,12 +378,9 @@ is session 16's 54-minute run (`runs/imagewam_readout_s1_long`, 10,500 steps). O
 Action Images with run P's recipe (policy canvas) trained 10,000 steps in 54 minutes (run P had 16,583 on a faster
 machine; held-out chunk error 3.3 cm), the no-editing ImageWAM (image loss weight 0, otherwise ImageWAM's recipe)
 10,500 steps in 43 minutes (the same steps as ImageWAM; held-out chunk error 2.04 cm against ImageWAM's 1.99 cm at
-step 10,000). Success on the same 50 unseen scenes per task (seeds 100000…, closed loop, replanning every 3 steps;
-`benchmarks/results/imagewam_comparison/`, evaluated by `evaluate_session17.py` beside them; ImageWAM's three
-policies came out exactly as in session 16's evaluation: with its seeds fixed the evaluation is deterministic):
-
-{comparison_table()}
-
+step 10,000). Their success on the same 50 unseen scenes per task (seeds 100000…, closed loop, replanning every 3
+steps) is in section "ImageWAM against Action Images" (`benchmarks/results/imagewam_comparison/`); ImageWAM's three
+policies came out exactly as in session 16's evaluation: with its seeds fixed the evaluation is deterministic.
 The paper's claim — the editing objective is what makes the cache worth reading — does not show at this scale: the
 expert reading a cache that only the action loss (and the goal readout) shaped does as well as ImageWAM's, plain
 better on the cube tasks. Both ImageWAM variants stay above Action Images on every task. Session 18 trained the
@@ -637,7 +615,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_12}
 {SESSION_16}
 
-{SESSION_17.replace('{comparison_table()}', comparison_table())}
+{SESSION_17}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
