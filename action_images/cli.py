@@ -268,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="plans sampled per generation, in one batch (ImageWAM: chunks from one prefix pass); the policy executes the one "
                                  "whose end its goal readout finds likeliest (models trained with model.goal_readout_weight > 0; default 1: no choice)")
     evaluation.add_argument("--anchor", action="store_true",
-                            help="ImageWAM with a goal readout: move each chunk's end to the point its goal readout names, "
-                                 "triangulated over the views (default: execute the action expert's chunk as sampled)")
+                            help="move each plan's (chunk's) end to the point the model's goal readout names, triangulated over the "
+                                 "views (models trained with model.goal_readout_weight > 0; default: execute the plan as generated)")
     evaluation.add_argument("--keep-plan", action="store_true",
                             help="at a replan, keep executing the current plan unless a new one's end scores higher on the fresh goal "
                                  "readout (models with a goal readout; default: every replan starts a new plan)")

@@ -92,7 +92,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
                 guide_observation: bool | None = None, anchor: bool = False, **clip) -> Policy:
     """An Action Images checkpoint or pipeline folder → `ActionImagesPolicy`; a checkpoint of the
     baseline or ImageWAM → `ChunkPolicy` (which has no classifier-free guidance: a scale other than 1 is
-    an error; `candidates` and `anchor` use an ImageWAM model's goal readout). The clip shape comes from the checkpoint unless given (None = from it); so does the
+    an error; `candidates`, `anchor` and `keep_plan` use the model's goal readout). The clip shape comes from the checkpoint unless given (None = from it); so does the
     canvas (`mode` None = the one it was trained on; a model trained on the policy canvas alone never
     learned to draw RGB, so asking it for `joint` is an error). The model runs on `device`; observations
     and actions stay on the CPU."""
@@ -119,8 +119,6 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
             module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=True).to(device)
             return ChunkPolicy(module, cameras, stride=shape["stride"], replan_every=replan_every, sample_steps=steps,
                                candidates=candidates, anchor=anchor)
-        if anchor:
-            raise ValueError(f"{path} is an Action Images model: anchoring a chunk on the goal readout is for ImageWAM (its plans are decoded from action images)")
         pipeline = ActionImagesPipeline.from_checkpoint(path)
     pipeline.model.to(device)
     trained = pipeline.model.hparams.get("canvas", "joint")
@@ -131,7 +129,7 @@ def load_policy(path: str | Path, cameras: list[str], mode: str | None = None, r
     return ActionImagesPolicy(
         pipeline, cameras, num_frames=shape["num_frames"], stride=shape["stride"], image_size=shape["image_size"],
         mode=mode, replan_every=replan_every, steps=steps, guidance_scale=guidance_scale, candidates=candidates, keep_plan=keep_plan,
-        guide_observation=guide_observation,
+        guide_observation=guide_observation, anchor=anchor,
     )
 
 

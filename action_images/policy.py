@@ -107,12 +107,16 @@ class ActionImagesPolicy:
             on the fresh goal readout and is kept unless a new plan's end scores higher (a replan then
             costs a plan's commitment only when the model now finds another end likelier). Needs a goal
             readout; the rest competes while it still covers `replan_every` steps.
+        anchor: move a new plan's end to the point the goal readout names, triangulated over the views
+            (`goal_readout.readout_point`), bending the waypoints before it by their share of the plan
+            (`goal_readout.anchor_chunk`), as ImageWAM's `ChunkPolicy` does; a readout fewer than two views
+            find is not used. Needs a goal readout.
     """
 
     def __init__(
         self, pipeline: ActionImagesPipeline, cameras: list[str], num_frames: int = 5, stride: int = 3, image_size: int = 32,
         mode: str = "joint", replan_every: int | None = None, steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
-        candidates: int = 1, keep_plan: bool = False, guide_observation: bool | None = None,
+        candidates: int = 1, keep_plan: bool = False, guide_observation: bool | None = None, anchor: bool = False,
     ) -> None:
         self.pipeline, self.cameras = pipeline, list(cameras)
         self.num_frames, self.stride, self.image_size = num_frames, stride, image_size
@@ -132,6 +136,9 @@ class ActionImagesPolicy:
         if keep_plan and not self.has_goal_readout:
             raise ValueError("keeping a plan against new ones needs a model trained with a goal readout (model.goal_readout_weight > 0)")
         self.keep_plan = keep_plan
+        if anchor and not self.has_goal_readout:
+            raise ValueError("anchoring a plan on the goal readout needs a model trained with a goal readout (model.goal_readout_weight > 0)")
+        self.anchor = anchor
         pipeline.fuse_qkv_projections()  # exact, and one matrix multiply instead of three per attention
         self.reset()
 
@@ -149,6 +156,7 @@ class ActionImagesPolicy:
         self._rest: np.ndarray | None = None  # the targets of the current plan not yet queued
         self.kept = False  # whether the last replan kept the rest of the plan
         self.plans_kept = 0
+        self.anchored, self.anchor_point = False, None  # whether the last new plan was anchored, and where
 
     def select_action(self, observation: dict) -> np.ndarray:
         if not self._queue:
@@ -186,6 +194,15 @@ class ActionImagesPolicy:
         cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *log_probs.shape[-2:])
         return goal_readout_scores(log_probs.mean(0).cpu(), points, cameras)
 
+    def _anchored(self, views, log_probs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Waypoints (T, 3), frame 0 = now, with the plan's end moved to the readout's point (if ≥ 2 views find it)."""
+        cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *log_probs.shape[-2:])
+        end, views_found = readout_point(log_probs.mean(0).cpu(), cameras)
+        self.anchored, self.anchor_point = views_found >= 2, end  # kept for people to look at
+        if not self.anchored:
+            return positions
+        return torch.cat([positions[:1], anchor_chunk(positions[1:], end.to(positions))])
+
     @torch.inference_mode()
     def readout_scores(self, observation: dict, points: torch.Tensor) -> torch.Tensor:
         """How likely the model's goal readout finds it that the plan from `observation` ends at each of
@@ -198,7 +215,7 @@ class ActionImagesPolicy:
         """Generate from `observation` and return every control-step target of the horizon (N, 8)."""
         plans = self.candidates
         rest = self._rest if self.keep_plan and self._rest is not None and len(self._rest) >= self.replan_every else None
-        views, out = self.generate(observation, plans, return_readout=plans > 1 or rest is not None)
+        views, out = self.generate(observation, plans, return_readout=plans > 1 or rest is not None or self.anchor)
         self.generations += 1
         decoded = out.decoded
         position_confident = decoded.position_confidence & torch.isfinite(decoded.positions).all(-1)
@@ -221,6 +238,8 @@ class ActionImagesPolicy:
                 return rest
         self.imagined = {"rgb": out.rgb[chosen].cpu(), "action_images": out.action_images[chosen].cpu()}
         positions, rotations = filled[chosen]
+        if self.anchor:
+            positions = self._anchored(views, out.goal_readout, positions)
         return waypoints_to_targets(positions, rotations, decoded.gripper_open[chosen], self.stride)
 
 

@@ -15,6 +15,7 @@ from action_images.cli import main
 from action_images.evaluate import (
     EvalConfig, evaluate, instruction_following, load_policy, resolve_device, run_episode, success_markdown, training_clip, wilson_interval,
 )
+from action_images.observation import observation_views
 from action_images.policy import ActionImagesPolicy, fill_unconfident, goal_readout_scores, waypoints_to_targets
 from action_images.sim import make_env
 from action_images.sim.experts import make_expert
@@ -184,6 +185,8 @@ def test_policy_replans_every_k_steps_and_acts_in_the_simulator(checkpoint):
         load_policy(checkpoint, cameras=CAMERAS, candidates=3)
     with pytest.raises(ValueError, match="goal readout"):
         load_policy(checkpoint, cameras=CAMERAS, keep_plan=True)
+    with pytest.raises(ValueError, match="goal readout"):
+        load_policy(checkpoint, cameras=CAMERAS, anchor=True)
 
 
 def test_the_policy_executes_the_candidate_its_goal_readout_prefers(tmp_path):
@@ -226,6 +229,28 @@ def test_the_policy_executes_the_candidate_its_goal_readout_prefers(tmp_path):
     for _ in range(4):  # a rest of 1 step cannot cover 3: it never competes
         short.select_action(observation)
         assert short.plan_scores.shape == (2,) and not short.kept
+
+    anchored = load_policy(tmp_path / "model.ckpt", cameras=CAMERAS, replan_every=2, steps=2, anchor=True)
+    plain = load_policy(tmp_path / "model.ckpt", cameras=CAMERAS, replan_every=2, steps=2)
+    anchored_targets, plain_targets = anchored.plan(observation), plain.plan(observation)  # the same seed: the same generation
+    if anchored.anchored:  # the tiny model's readout may be too diffuse for two views to name a point
+        assert np.allclose(anchored_targets[-1, :3], anchored.anchor_point.numpy(), atol=1e-5)
+    else:
+        assert np.array_equal(anchored_targets, plain_targets)
+    assert np.array_equal(anchored_targets[:, 3:], plain_targets[:, 3:])  # orientation and gripper as generated
+    # A sharp readout on every view's projection of a known point: the plan's end moves exactly there, the pose now stays.
+    views = observation_views(observation, CAMERAS, 16)
+    goal = torch.tensor([0.45, 0.05, 0.12])
+    cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], 16, 16)
+    pixels, _ = cameras.project(goal[None, None].expand(len(CAMERAS), 1, 1, 3))
+    log_probs = torch.full((1, len(CAMERAS), 16, 16), -30.0)
+    for view, (column, row) in enumerate(pixels[:, 0, 0].round().long().tolist()):
+        log_probs[0, view, row, column] = 0.0
+    positions = torch.tensor([[0.4, 0.0, 0.3], [0.42, 0.0, 0.25], [0.44, 0.0, 0.2]])
+    moved = anchored._anchored(views, log_probs, positions)
+    assert anchored.anchored and torch.equal(moved[0], positions[0])
+    assert torch.allclose(moved[-1], anchored.anchor_point, atol=1e-6) and (moved[-1] - goal).norm() < 0.05  # pixels of 16² views span ~4 cm
+    assert torch.allclose(moved[1], positions[1] + (moved[-1] - positions[-1]) / 2, atol=1e-6)  # halfway: half the correction
 
 
 def test_eval_command_writes_table_and_videos(checkpoint, tmp_path):
