@@ -6,13 +6,13 @@
 #   MODEL=joint         the same recipe on the joint canvas (RGB and action images generated together)
 #   MODEL=nocache       ImageWAM's recipe with image loss weight 0 (the expert reads a cache no editing shaped)
 #   MODEL=baseline      the flow-matching chunk policy (configs/baseline_sim_cpu.yaml)
-# STEPS is sized to 55 minutes of the machine at hand (measure s/step first).
+# STEPS is sized to 55 minutes of the machine at hand (measure s/step first); MINUTES changes the budget (default 55).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 export MUJOCO_GL=egl
 A=.venv/bin/action-images
 DATA=(--data.datasets '[data/sim_3000s, data/sim_start]' --data.balance episodes --seed_everything 1)
-BUDGET=(--trainer.max_time 00:00:55:00)
+BUDGET=(--trainer.max_time 00:00:${MINUTES:-55}:00)
 case "$MODEL" in
   actionimages|joint)
     if [ "$MODEL" = joint ]; then CANVAS=joint; RUN=${RUN:-runs/cmp_actionimages_joint}; else CANVAS=policy; RUN=${RUN:-runs/cmp_actionimages}; fi
