@@ -71,6 +71,10 @@ class ActionImagesModule(TrainingModule):
             future through attention, while sampling must decide from pure noise.
         lr, weight_decay, warmup_steps, max_steps: AdamW with linear warm-up, then cosine decay to 10 %
             over max_steps (constant when max_steps is None).
+        lr_schedule: "steps" (the default: the cosine spans `max_steps`, and a resumed run is the same run) or
+            "time": it spans the trainer's `max_time` instead, read off Lightning's `Timer` (whose elapsed
+            time checkpoints keep), so a run sized in minutes decays fully whatever the machine's speed.
+            The learning rate then depends on wall time: two runs are not step-for-step the same.
         sample_steps, guidance_scale: Euler sampling in validation.
         samples_dir: where validation writes sample videos (none when unset).
         instructions: the dataset's instructions, for the vocabulary text encoder (the command line
@@ -98,6 +102,7 @@ class ActionImagesModule(TrainingModule):
         weight_decay: float = 0.0,
         warmup_steps: int = 100,
         max_steps: int | None = None,
+        lr_schedule: str = "steps",
         sample_steps: int = 10,
         guidance_scale: float = 1.0,
         samples_dir: str | None = None,

@@ -1,6 +1,7 @@
 """What every trainable model of the project shares (Action Images, the baseline, ImageWAM): checkpoints
 that carry the data's normalisation statistics and the random state, so a resumed run is the same run,
-and AdamW with linear warm-up, then cosine decay to 10 % over `max_steps` (constant when None).
+and AdamW with linear warm-up, then cosine decay to 10 % over `max_steps` (constant when None), or over the
+trainer's `max_time` with the hyper-parameter `lr_schedule: time`.
 
 A subclass sets `self.normalization_stats` (usually from its data module in `setup`) and has the
 hyper-parameters `lr`, `weight_decay`, `warmup_steps` and `max_steps`.
@@ -12,6 +13,7 @@ import math
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from torch import Tensor
 
 
@@ -58,17 +60,34 @@ class TrainingModule(L.LightningModule):
             torch.set_rng_state(state)
             self._resume_rng_state = None
 
+    def _schedule_timer(self) -> Timer | None:
+        """Lightning's `Timer` when the learning rate follows wall time (`lr_schedule: time`), else None."""
+        schedule = self.hparams.get("lr_schedule", "steps")
+        if schedule not in ("steps", "time"):
+            raise ValueError(f"lr_schedule must be 'steps' or 'time', got {schedule!r}")
+        if schedule == "steps":
+            return None
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is None:
+            raise ValueError("lr_schedule 'time' decays over the trainer's max_time: set trainer.max_time (e.g. 00:00:55:00)")
+        return timer
+
     def configure_optimizers(self):
         parameters = [p for p in self.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         warmup, total = self.hparams.warmup_steps, self.hparams.max_steps
+        timer = self._schedule_timer()
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            if total is None:
+            if timer is not None:
+                elapsed = timer.time_elapsed("train")
+                progress = min(1.0, elapsed / max(1e-9, elapsed + timer.time_remaining("train")))
+            elif total is None:
                 return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            else:
+                progress = min(1.0, (step - warmup) / max(1, total - warmup))
             return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -45,6 +45,20 @@ def trainer(tmp_path, **overrides) -> L.Trainer:
     return L.Trainer(**options)
 
 
+def test_the_learning_rate_decays_over_steps_or_over_max_time(dataset, tmp_path):
+    by_steps = tiny_module(max_steps=30)
+    trainer(tmp_path, limit_val_batches=0).fit(by_steps, data_module(dataset))
+    assert by_steps.optimizers().param_groups[0]["lr"] == pytest.approx(0.1 * 3e-3)  # the cosine's floor at max_steps
+    by_time = tiny_module(lr_schedule="time")  # no max_steps: by steps the rate would stay at its peak
+    run = trainer(tmp_path, max_steps=100_000, max_time={"seconds": 4}, limit_val_batches=0)
+    run.fit(by_time, data_module(dataset))
+    assert run.global_step > 30 and by_time.optimizers().param_groups[0]["lr"] < 0.2 * 3e-3  # decayed by the time it stopped
+    with pytest.raises(ValueError, match="max_time"):
+        trainer(tmp_path, limit_val_batches=0).fit(tiny_module(lr_schedule="time"), data_module(dataset))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        trainer(tmp_path, limit_val_batches=0).fit(tiny_module(lr_schedule="epochs"), data_module(dataset))
+
+
 def test_a_few_steps_lower_the_loss(dataset, tmp_path):
     torch.manual_seed(0)
     module, data = tiny_module(), data_module(dataset)
