@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--guidance-scale", type=float, default=2.0)
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--replan-every", type=int, default=None, help="control steps per plan (default: the whole horizon)")
-    parser.add_argument("--anchor", action="store_true", help="ImageWAM: anchor each chunk's end on its goal readout (as eval --anchor)")
+    parser.add_argument("--anchor", action="store_true", help="anchor each plan's (chunk's) end on the model's goal readout (as eval --anchor)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     policy = load_policy(last_checkpoint(args.run), cameras=None, steps=args.steps, guidance_scale=args.guidance_scale,
