@@ -408,7 +408,11 @@ without it. The anchor does act: on the first plans of 20 unseen reach scenes (`
 the named sphere (within 3 cm: 55 → 70 %). But Action Images' plans are drawn in the same pixels the readout
 reads, so the correction is small and the failures are elsewhere: 7 of the 15 anchored reach failures stop 3–5 cm
 from the sphere after replanning near it, the rest go to another place; push and pick_place fail far from the cube
-(closest approach 8–20 cm and 13–42 cm), where a 2 cm correction of the plan's end cannot help. The lever that made
+(closest approach 8–20 cm and 13–42 cm), where a 2 cm correction of the plan's end cannot help. Where the cube tasks fail,
+plain → anchored (`python tools/diagnose_tasks.py --run runs/ai_s19 --task push pick_place --replan-every 3 [--anchor]`:
+guidance 2, best of 4, no plan keeping; `benchmarks/results/milestones/ai_s19_*.json`): push gets behind the cube and
+moves it in 22 → 24 % of episodes, towards the goal 8 → 10 %, into the square 0 %; pick_place comes within 2 cm of the
+named cube, low, in 18 → 14 %, lifts it in 0 → 2 %, median closest low approach 7.5 → 7.9 cm. The lever that made
 ImageWAM meet its targets corrects an expert that reads pixels through a cache, not a generator that draws them.
 """
 
