@@ -66,3 +66,12 @@ def anchor_chunk(chunk: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     moved = chunk.clone()
     moved[:, :3] += share * (end.to(chunk) - chunk[-1, :3])
     return moved
+
+
+def anchor_on_readout(chunk: torch.Tensor, log_probs: torch.Tensor, cameras: Cameras) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A chunk of poses (C, ≥ 3) anchored (`anchor_chunk`) on the point a goal readout (V, H, W) names
+    (`readout_point`), and that point; the chunk unchanged and None when fewer than two views name one."""
+    end, views_found = readout_point(log_probs, cameras)
+    if views_found < 2:
+        return chunk, None
+    return anchor_chunk(chunk, end), end

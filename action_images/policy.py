@@ -27,7 +27,7 @@ import roma
 import torch
 
 from action_images.canvas import Mode
-from action_images.goal_readout import anchor_chunk, readout_point
+from action_images.goal_readout import anchor_on_readout
 from action_images.observation import interpolate_waypoints, observation_views, with_gripper_command
 from action_images.pipeline import ActionImagesPipeline
 from rendering.cameras import Cameras
@@ -156,7 +156,7 @@ class ActionImagesPolicy:
         self._rest: np.ndarray | None = None  # the targets of the current plan not yet queued
         self.kept = False  # whether the last replan kept the rest of the plan
         self.plans_kept = 0
-        self.anchored, self.anchor_point = False, None  # whether the last new plan was anchored, and where
+        self.anchor_point: torch.Tensor | None = None  # where the last new plan was anchored (None: it was not)
 
     def select_action(self, observation: dict) -> np.ndarray:
         if not self._queue:
@@ -190,18 +190,26 @@ class ActionImagesPolicy:
         )
         return views, out
 
-    def _readout_scores(self, views, log_probs: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    @property
+    def anchored(self) -> bool:
+        """Whether the last new plan was anchored on the goal readout."""
+        return self.anchor_point is not None
+
+    @staticmethod
+    def _readout(views, log_probs: torch.Tensor) -> tuple[torch.Tensor, Cameras]:
+        """The plans' goal readouts (K, V, H, W) of one observation → their mean (V, H, W) and the views' cameras at
+        its resolution, batch (V, 1), as `goal_readout_scores` and `goal_readout.readout_point` take them."""
         cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *log_probs.shape[-2:])
-        return goal_readout_scores(log_probs.mean(0).cpu(), points, cameras)
+        return log_probs.mean(0).cpu(), cameras
+
+    def _readout_scores(self, views, log_probs: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        readout, cameras = self._readout(views, log_probs)
+        return goal_readout_scores(readout, points, cameras)
 
     def _anchored(self, views, log_probs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Waypoints (T, 3), frame 0 = now, with the plan's end moved to the readout's point (if ≥ 2 views find it)."""
-        cameras = Cameras(views.cameras.intrinsics[:, None], views.cameras.extrinsics[:, None], *log_probs.shape[-2:])
-        end, views_found = readout_point(log_probs.mean(0).cpu(), cameras)
-        self.anchored, self.anchor_point = views_found >= 2, end  # kept for people to look at
-        if not self.anchored:
-            return positions
-        return torch.cat([positions[:1], anchor_chunk(positions[1:], end.to(positions))])
+        future, self.anchor_point = anchor_on_readout(positions[1:], *self._readout(views, log_probs))
+        return torch.cat([positions[:1], future])
 
     @torch.inference_mode()
     def readout_scores(self, observation: dict, points: torch.Tensor) -> torch.Tensor:
@@ -335,9 +343,7 @@ class ChunkPolicy:
             chunks, readout, cameras = self.sample_chunks(views, self.candidates)
             chunk = chunks[int(goal_readout_scores(readout, chunks[:, -1, :3], cameras).argmax())] if self.candidates > 1 else chunks[0]
             if self.anchor:
-                end, views_found = readout_point(readout, cameras)
-                if views_found >= 2:
-                    chunk = anchor_chunk(chunk, end)
+                chunk, _ = anchor_on_readout(chunk, readout, cameras)
         return interpolate_waypoints(views.pose, chunk, self.stride).numpy().astype(np.float32)
 
     def sample_chunks(self, views, samples: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, Cameras]:

@@ -4,7 +4,7 @@ and AdamW with linear warm-up, then cosine decay to 10 % over `max_steps` (const
 trainer's `max_time` with the hyper-parameter `lr_schedule: time`.
 
 A subclass sets `self.normalization_stats` (usually from its data module in `setup`) and has the
-hyper-parameters `lr`, `weight_decay`, `warmup_steps` and `max_steps`.
+hyper-parameters `lr`, `weight_decay`, `warmup_steps` and `max_steps` (and optionally `lr_schedule`).
 """
 
 from __future__ import annotations

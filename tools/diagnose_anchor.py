@@ -43,7 +43,7 @@ def main() -> None:
         policy.anchor = True
         policy.reset()
         anchored = policy.plan(observation)[-1, :3]
-        point = policy.anchor_point.numpy()
+        point = policy.anchor_point.numpy() if policy.anchored else np.full(3, np.nan)
         rows.append([policy.anchored, np.linalg.norm(anchored - plain), np.linalg.norm(plain - target), np.linalg.norm(anchored - target),
                      np.linalg.norm(point - target)])
     r = np.array(rows, dtype=float)
