@@ -1,6 +1,9 @@
 """Training the model through Lightning on a tiny config: the objective, modes, sampling, checkpoints."""
 
 
+import copy as copy_module
+import shutil
+
 import lightning as L
 import pytest
 import torch
@@ -57,6 +60,32 @@ def test_the_learning_rate_decays_over_steps_or_over_max_time(dataset, tmp_path)
         trainer(tmp_path, limit_val_batches=0).fit(tiny_module(lr_schedule="time"), data_module(dataset))
     with pytest.raises(ValueError, match="lr_schedule"):
         trainer(tmp_path, limit_val_batches=0).fit(tiny_module(lr_schedule="epochs"), data_module(dataset))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+def test_the_compiled_training_step_is_the_eager_step(dataset):
+    data = data_module(dataset)
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    eager = tiny_module(instructions=data.instructions())
+    compiled = tiny_module(instructions=data.instructions(), compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    losses, grads = [], []
+    for module in (eager, compiled):
+        module.train()
+        torch.manual_seed(3)
+        loss, *_ = module.diffusion_loss(batch, [Mode.JOINT] * len(batch["instruction"]))
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in module.transformer.parameters() if p.grad is not None]))
+    assert compiled.transformer_forward() is not compiled.transformer  # the training step ran compiled
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # checkpoints hold the plain module's weights
+    copy = copy_module.deepcopy(compiled)  # as the EMA callback copies it: the copy must not run the original's weights
+    assert copy.transformer_forward() is not compiled.transformer_forward()
+    compiled.eval()
+    assert compiled.transformer_forward() is compiled.transformer  # validation and sampling stay eager
 
 
 def test_a_few_steps_lower_the_loss(dataset, tmp_path):
