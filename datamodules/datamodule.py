@@ -7,6 +7,7 @@ travel with the model; a statistic that is missing is an error, never a silent p
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -56,6 +57,9 @@ class RobotDataModule(L.LightningDataModule):
             more; "episodes": every episode equally often (clips drawn with replacement, weighted by one
             over their episode's length), so short tasks and the starts of episodes, where the
             instruction decides what happens, are seen as often as the rest.
+        instructions_matching: a regular expression: only episodes whose instruction it finds
+            (`re.search`) are trained and validated on, e.g. `"push|slide"` for the simulator's push
+            episodes. The split by episode is made first, so the selected episodes keep their side.
     """
 
     def __init__(
@@ -71,11 +75,16 @@ class RobotDataModule(L.LightningDataModule):
         split_seed: int = 0,
         frame_cache: str | None = None,
         balance: str = "clips",
+        instructions_matching: str | None = None,
     ) -> None:
         super().__init__()
         if balance not in ("clips", "episodes"):
             raise ValueError(f"balance must be 'clips' or 'episodes', got {balance!r}")
         self.balance = balance
+        try:
+            self.selection = re.compile(instructions_matching) if instructions_matching else None
+        except re.error as error:
+            raise ValueError(f"instructions_matching {instructions_matching!r} is not a regular expression: {error}") from None
         self.save_hyperparameters()
         self.paths = [Path(p) for p in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
         self.clip = ClipConfig(num_frames=num_frames, stride=stride, cameras=tuple(cameras) if cameras else None, image_size=image_size)
@@ -98,7 +107,9 @@ class RobotDataModule(L.LightningDataModule):
         self.sources = [open_source(path) for path in self.paths]
         train, val = [], []
         for source in self.sources:
-            train_episodes, val_episodes = split_episodes(source.num_episodes, self.val_fraction, self.split_seed)
+            train_episodes, val_episodes = (self.selected(source, episodes) for episodes in split_episodes(source.num_episodes, self.val_fraction, self.split_seed))
+            if not train_episodes:
+                continue  # no training episode of this dataset is selected (instructions_matching)
             datasets = [ClipDataset(source, train_episodes, self.clip)]
             if val_episodes:
                 datasets.append(ClipDataset(source, val_episodes, self.clip))
@@ -108,13 +119,19 @@ class RobotDataModule(L.LightningDataModule):
                     dataset.decoded = decoded
             train.append(datasets[0])
             val.extend(datasets[1:])
+        if not train:
+            raise ValueError(f"no training episode of {', '.join(map(str, self.paths))} has an instruction matching {self.selection.pattern!r}")
         self.train_set = ConcatDataset(train)
         self.val_set = ConcatDataset(val) if val else None
 
+    def selected(self, source: EpisodeSource, episodes: list[int]) -> list[int]:
+        """The episodes among `episodes` whose instruction `instructions_matching` finds (all without one)."""
+        return [e for e in episodes if self.selection is None or self.selection.search(source.instruction(e))]
+
     def instructions(self) -> list[str]:
-        """Every instruction of the datasets, sorted and once each."""
+        """Every instruction of the selected episodes, sorted and once each."""
         self.setup()
-        return sorted({source.instruction(e) for source in self.sources for e in range(source.num_episodes)})
+        return sorted({source.instruction(e) for source in self.sources for e in self.selected(source, range(source.num_episodes))})
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         return DataLoader(

@@ -325,6 +325,23 @@ def test_balanced_episodes_weigh_clips_by_their_episode(dataset):
         RobotDataModule([str(dataset[0])], balance="tasks")
 
 
+def test_instructions_matching_selects_episodes_and_keeps_their_side_of_the_split(dataset):
+    everything = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34)
+    pushing = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34, instructions_matching="^push")
+    everything.setup("fit"), pushing.setup("fit")
+    source = pushing.sources[0]
+    train, val = set(pushing.train_set.datasets[0].episodes), set(pushing.val_set.datasets[0].episodes) if pushing.val_set else set()
+    assert train and all(source.instruction(e) == "push the cube" for e in train | val)
+    assert train <= set(everything.train_set.datasets[0].episodes) and val <= set(everything.val_set.datasets[0].episodes)
+    pushed = [e for e in range(source.num_episodes) if source.instruction(e) == "push the cube"]
+    assert sorted(train | val) == pushed  # every push episode, on its side of the unfiltered split
+    assert pushing.instructions() == ["push the cube"]
+    with pytest.raises(ValueError, match="no training episode .* 'stack'"):
+        RobotDataModule([str(dataset[0])], instructions_matching="stack").setup("fit")
+    with pytest.raises(ValueError, match="not a regular expression"):
+        RobotDataModule([str(dataset[0])], instructions_matching="push(")
+
+
 def test_missing_statistics_are_an_error(dataset, tmp_path):
     root = copy_dataset(dataset[0], tmp_path / "copy")
     stats = json.loads((root / "meta" / "stats.json").read_text())
