@@ -8,6 +8,7 @@
 #   MODEL=baseline      the flow-matching chunk policy (configs/baseline_sim_cpu.yaml)
 # STEPS is sized to 55 minutes of the machine at hand (measure s/step first); MINUTES changes the budget (default 55).
 # SCHEDULE=time (Action Images only) decays the learning rate over the minutes instead of STEPS (model.lr_schedule).
+# MATCHING='push|slide' trains on the episodes whose instruction matches (data.instructions_matching), e.g. one task.
 # COMPILE=true (Action Images only) compiles the training forward (model.compile: ~1.25× the steps per minute).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
@@ -15,6 +16,7 @@ export MUJOCO_GL=egl
 A=.venv/bin/action-images
 DATA=(--data.datasets '[data/sim_3000s, data/sim_start]' --data.balance episodes --seed_everything 1)
 BUDGET=(--trainer.max_time 00:00:${MINUTES:-55}:00)
+if [ -n "$MATCHING" ]; then DATA+=(--data.instructions_matching "$MATCHING"); fi
 case "$MODEL" in
   actionimages|joint)
     if [ "$MODEL" = joint ]; then CANVAS=joint; RUN=${RUN:-runs/cmp_actionimages_joint}; else CANVAS=policy; RUN=${RUN:-runs/cmp_actionimages}; fi
