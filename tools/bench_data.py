@@ -56,14 +56,23 @@ def loader_throughput(dataset: Path, workers: int, batches: int = 40, frame_cach
     return figures
 
 
-def sim_cpu_step(dataset: Path, steps: int = 10) -> float:
+def sim_cpu_step(dataset: Path, steps: int = 10) -> dict[str, float]:
     """Samples per second consumed by the `sim_cpu` training step (configs/sim_cpu.yaml: model, batch
-    and clip shape) on this dataset, both cores, data already in memory."""
+    and clip shape) on this dataset, both cores, data already in memory: eager, and with `model.compile`
+    (the same weights; its first step, the compile, timed apart)."""
     config = yaml.safe_load((ROOT / "configs" / "sim_cpu.yaml").read_text())
     data = RobotDataModule(**{**config["data"], "datasets": [str(dataset)], "num_workers": 0, "val_fraction": 0.0, "frame_cache": None})
     model = ActionImagesModule(**config["model"], instructions=data.instructions())
     batch = next(iter(data.train_dataloader()))
-    return config["data"]["batch_size"] / training_step_seconds(model, batch, steps)
+    batch_size = config["data"]["batch_size"]
+    figures = {"train_samples_per_s": batch_size / training_step_seconds(model, batch, steps)}
+    compiled = ActionImagesModule(**{**config["model"], "compile": True}, instructions=data.instructions())
+    compiled.load_state_dict(model.state_dict())
+    start = time.perf_counter()
+    training_step_seconds(compiled, batch, repeats=1)  # the compile (its warm-up steps included)
+    figures["compile_s"] = time.perf_counter() - start
+    figures["train_samples_per_s_compiled"] = batch_size / training_step_seconds(compiled, batch, steps)
+    return figures
 
 
 def training_step_seconds(model: ActionImagesModule, batch: dict, repeats: int = 10) -> float:
@@ -95,7 +104,8 @@ def main() -> None:
         console.print("loader: 2 workers reading the decoded-frame cache")
         cached = loader_throughput(dataset, 2, frame_cache=work / "frame_cache")
         console.print("training step: sim_cpu")
-        train_samples_per_s = sim_cpu_step(dataset)
+        step = sim_cpu_step(dataset)
+        train_samples_per_s = step["train_samples_per_s"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -113,6 +123,9 @@ def main() -> None:
         "loader_samples_per_s_frame_cache": cached["warm"],
         "frame_cache_build_s": cached["build_s"],
         "train_samples_per_s": train_samples_per_s,
+        "train_samples_per_s_compiled": step["train_samples_per_s_compiled"],
+        "train_compile_speedup": step["train_samples_per_s_compiled"] / train_samples_per_s,
+        "train_compile_s": step["compile_s"],
         "loader_over_train": loader[2]["warm"] / train_samples_per_s,
         "loader_frame_cache_over_train": cached["warm"] / train_samples_per_s,
     }
@@ -152,6 +165,7 @@ Collection and loading (the default CPU clip: 3 views × 5 frames, stride 3, 32�
     ["loader, 2 workers, reading the decoded-frame cache", f"{cached['warm']:.0f} samples/s ({figures['loader_frame_cache_over_train']:.1f}× the training step)"],
     ["training step consumption (configs/sim_cpu.yaml: model, batch, clip)", f"{train_samples_per_s:.0f} samples/s"],
     ["loader ÷ training step", f"{figures['loader_over_train']:.1f}×"],
+    ["training step compiled (`model.compile`): consumption, against eager; the compile", f"{step['train_samples_per_s_compiled']:.0f} samples/s ({figures['train_compile_speedup']:.2f}×); {step['compile_s']:.0f} s"],
 ])}
 
 Loader and step are measured one after the other, each with both cores.

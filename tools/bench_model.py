@@ -148,12 +148,6 @@ def costs(model: ActionImagesModule, batch: dict, data_batch_size: int) -> dict[
     batch = move_data_to_device(batch, model.device)
     figures: dict[str, float] = {"train_step_s": training_step_seconds(model, batch)}
     figures["train_samples_per_s"] = data_batch_size / figures["train_step_s"]
-    if model.device.type == "cpu":  # `model.compile`: the same step through torch.compile, measured after its compile
-        compile_setting = model.hparams.get("compile", False)
-        model.hparams.compile = True
-        figures["train_step_s_compiled"] = training_step_seconds(model, batch)
-        figures["train_compile_speedup"] = figures["train_step_s"] / figures["train_step_s_compiled"]
-        model.hparams.compile = compile_setting
     model.eval()
     one = {k: (v[:1] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in batch.items()}
     for mode in (Mode.JOINT, Mode.POLICY):
@@ -306,8 +300,6 @@ def main() -> None:
         ["v2a (labelling): per-frame position error, median", f"{figures['v2a_pos_err_cm']:.2f} cm"],
         ["a2v: PSNR of generated RGB / repeating the first frame", f"{figures['a2v_psnr_db']:.2f} / {figures['a2v_psnr_repeat_first_frame_db']:.2f} dB"],
         ["training", f"{figures['train_minutes']:.0f} min, {step} steps, {figures['train_step_s']:.2f} s/step"],
-        *([["training step: eager / compiled (`model.compile`)", f"{figures['train_step_s']:.3f} / {figures['train_step_s_compiled']:.3f} s ({figures['train_compile_speedup']:.2f}×)"]]
-          if "train_step_s_compiled" in figures else []),
         ["data: loader / training step consumption", f"{loader:.0f} / {figures['train_samples_per_s']:.0f} samples/s ({loader / figures['train_samples_per_s']:.1f}×)"],
         ["peak memory (this process)", f"{figures['peak_memory_gb']:.2f} GB"],
         ["sampling latency, 10 steps: joint / policy canvas", f"{figures['sample_latency_s_joint']:.3f} / {figures['sample_latency_s_policy']:.3f} s"],
