@@ -142,6 +142,9 @@ CLOSED_LOOP = [
     ("ai_s19.json", "**run S**: run P's recipe, 6,500 steps in 45 minutes (session 19's machine); guidance 2, best of 4, keeping the plan", "policy"),
     ("ai_s19_anchor.json", "run S, as above, each new plan's end **anchored** on the goal readout's point (`--anchor`)", "policy"),
     ("ai_s19_anchor_open.json", "run S, anchored, open loop", "policy"),
+    ("ai_s20.json", "**run T**: run P's recipe, the schedule over 55 minutes (`lr_schedule: time`) and the training step compiled "
+     "(`compile: true`): 8,963 steps; guidance 2, best of 4, keeping the plan", "policy"),
+    ("ai_s20_open.json", "run T, as above, open loop", "policy"),
 ]
 
 
