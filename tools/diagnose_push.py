@@ -6,7 +6,7 @@ On unseen `push` scenes (seeds from 100000, the evaluation's), plans once from t
 --steps 2 --guidance-scale 2 --candidates 4` would, then runs the scripted expert from the same scene for the plan's
 length (the clip's last frame, what training taught the plan to end on) and prints, for the plan's end, the median
 distances (table plane) to the expert's position then, to the expert's approach point behind the cube, to the cube
-and to the goal square, and how often the plan ends nearer the goal square than the approach point.
+and to the goal square (and, for scale, from the start to the expert's position), and how often the plan ends nearer the goal square than the approach point.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     for seed in range(100000, 100000 + args.scenes):
         observation, _ = env.reset(seed=seed)
         policy.reset()
+        start = observation["ee_pose"][:2].copy()
         end = policy.plan(observation)[-1, :2]
         expert = make_expert(env)
         expert.reset()
@@ -47,11 +48,12 @@ def main() -> None:
         for _ in range(horizon):
             observation, *_ = env.step(np.asarray(expert.act(observation), dtype=np.float32))
         demonstrated = observation["ee_pose"][:2]
-        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)])
+        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)] + [np.linalg.norm(start - demonstrated)])
     r = 100 * np.array(rows)
     print(f"{len(r)} first push plans, {horizon} control steps; the plan's end on the table plane, median distance to:")
     for name, column in zip(("the expert's position then", "the approach point behind the cube", "the cube", "the goal square"), r.T):
         print(f"  {name}: {np.median(column):.1f} cm (within 4 cm: {np.mean(column < 4):.0%})")
+    print(f"standing still (the start) to the expert's position then: {np.median(r[:, 4]):.1f} cm")
     print(f"nearer the goal square than the approach point: {np.mean(r[:, 3] < r[:, 1]):.0%}")
 
 
