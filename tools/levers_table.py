@@ -145,6 +145,8 @@ CLOSED_LOOP = [
     ("ai_s20.json", "**run T**: run P's recipe, the schedule over 55 minutes (`lr_schedule: time`) and the training step compiled "
      "(`compile: true`): 8,963 steps; guidance 2, best of 4, keeping the plan", "policy"),
     ("ai_s20_open.json", "run T, as above, open loop", "policy"),
+    ("push_s20.json", "diagnostic: run T's recipe on the **push episodes alone** (`data.instructions_matching 'push|slide'`), 25 minutes, "
+     "4,063 steps", "policy"),
 ]
 
 
@@ -420,6 +422,31 @@ ImageWAM meet its targets corrects an expert that reads pixels through a cache, 
 """
 
 
+SESSION_20 = """**Session 20: more steps in the budget, and why push fails from the first plan.** Two levers on the step
+budget: `model.compile: true` runs the training step's transformer forward through `torch.compile` (eager 0.375 s, compiled
+0.297 s per step on run S's model and a batch of `data/sim_3000s`, measured in one process: 1.26×; `make bench` measures
+the same on a fresh sim_cpu model), and `model.lr_schedule: time` (session 19) decays the cosine over the 55 minutes
+whatever the machine's speed. *Run T* is run P's recipe with both (`MODEL=actionimages RUN=runs/ai_s20 STEPS=30000
+MINUTES=55 SCHEDULE=time COMPILE=true bash benchmarks/results/imagewam_comparison_train.sh`): 8,963 steps in 55 minutes
+(run S: 6,500 in 45), held-out position error 3.1 cm mean / 2.6 median (run S 3.7 / 3.0), readout hit 98 %. Evaluated by
+`RUN=runs/ai_s20 LABEL=ai_s20 bash benchmarks/results/closed_loop/evaluate_run.sh` (guidance 2, best of 4, keeping the
+plan, 2 Euler steps, 50 episodes per task): closed loop 82 / 2 / 4 % (reach / push / pick_place), open loop 82 / 2 / 0 % —
+reach between run S (70 %) and run P (88 %, 16,583 steps), the cube tasks unmoved.
+
+Push, where the baseline scores 74 %, fails from the first plan. `python tools/diagnose_push.py --checkpoint
+runs/ai_s20/…/last.ckpt --scenes 20` plans once from the home pose on 20 unseen push scenes and runs the scripted expert
+for the plan's 12 control steps: the plan's end lies 8.7 cm (median) from where the expert is then — standing still is
+11.9 cm — 12.8 cm from the approach point behind the cube (none within 4 cm), and nearer the goal square than the approach
+point in 70 % of scenes; the episode videos show the gripper going to the square. Is it the share of the budget push
+gets? A diagnostic run on the push episodes alone (`MATCHING='push|slide' MINUTES=25`, the new
+`data.instructions_matching`; 4,063 push-only steps, more push clips than run T's third of 8,963) scores 0 % [0, 7] and its
+first plans are no better (12.8 cm from the expert's position, nearer the square in 65 %). So push is not starved of
+steps by the other tasks at this budget: the plan has to be computed from two objects (behind the cube, away from the
+square), which the baseline, regressing poses from image features and the exact current pose, learns and the generator
+drawing 32² action images has not. Reach, whose answer is one named object, is where the generator works.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -647,6 +674,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 
 {SESSION_17}
 {SESSION_19}
+{SESSION_20}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
