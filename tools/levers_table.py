@@ -145,7 +145,7 @@ CLOSED_LOOP = [
     ("ai_s20.json", "**run T**: run P's recipe, the schedule over 55 minutes (`lr_schedule: time`) and the training step compiled "
      "(`compile: true`): 8,963 steps; guidance 2, best of 4, keeping the plan", "policy"),
     ("ai_s20_open.json", "run T, as above, open loop", "policy"),
-    ("push_s20.json", "diagnostic: run T's recipe on the **push episodes alone** (`data.instructions_matching 'push|slide'`), 25 minutes, "
+    ("push_s20.json", "diagnostic: run T's recipe on the **push episodes alone** (`data.instructions_matching 'push\\|slide'`), 25 minutes, "
      "4,063 steps", "policy"),
 ]
 
