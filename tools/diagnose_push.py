@@ -6,7 +6,8 @@ On unseen `push` scenes (seeds from 100000, the evaluation's), plans once from t
 --steps 2 --guidance-scale 2 --candidates 4` would, then runs the scripted expert from the same scene for the plan's
 length (the clip's last frame, what training taught the plan to end on) and prints, for the plan's end, the median
 distances (table plane) to the expert's position then, to the expert's approach point behind the cube, to the cube
-and to the goal square (and, for scale, from the start to the expert's position), and how often the plan ends nearer the goal square than the approach point.
+and to the goal square (and, for scale, from the start to the expert's position), how often the plan ends nearer the goal square than the approach point, and for a model with a goal readout
+how far the readout's triangulated point (what `--anchor` would move the plan's end to) lies from the expert's position.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     policy = load_policy(args.checkpoint, cameras=None, replan_every=3, steps=args.steps, guidance_scale=args.guidance_scale,
                          candidates=args.candidates)
+    readout = policy.has_goal_readout
     horizon = (policy.num_frames - 1) * policy.stride  # control steps to the clip's last frame
     env = make_env("push", cameras=policy.cameras)
     rows = []
@@ -41,6 +43,13 @@ def main() -> None:
         policy.reset()
         start = observation["ee_pose"][:2].copy()
         end = policy.plan(observation)[-1, :2]
+        point = np.full(2, np.nan)
+        if readout:  # the same generation again, anchored, for the readout's triangulated point
+            policy.anchor = True
+            policy.reset()
+            policy.plan(observation)
+            point = policy.anchor_point.numpy()[:2] if policy.anchored else point
+            policy.anchor = False
         expert = make_expert(env)
         expert.reset()
         approach = expert.approach_point()
@@ -48,12 +57,19 @@ def main() -> None:
         for _ in range(horizon):
             observation, *_ = env.step(np.asarray(expert.act(observation), dtype=np.float32))
         demonstrated = observation["ee_pose"][:2]
-        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)] + [np.linalg.norm(start - demonstrated)])
+        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)] + [np.linalg.norm(start - demonstrated), np.linalg.norm(point - demonstrated)])
     r = 100 * np.array(rows)
     print(f"{len(r)} first push plans, {horizon} control steps; the plan's end on the table plane, median distance to:")
     for name, column in zip(("the expert's position then", "the approach point behind the cube", "the cube", "the goal square"), r.T):
         print(f"  {name}: {np.median(column):.1f} cm (within 4 cm: {np.mean(column < 4):.0%})")
     print(f"standing still (the start) to the expert's position then: {np.median(r[:, 4]):.1f} cm")
+    if readout:
+        found = np.isfinite(r[:, 5])
+        if found.any():
+            print(f"the goal readout's point (found in {found.mean():.0%}) to the expert's position then: {np.median(r[found, 5]):.1f} cm "
+                  f"(within 4 cm: {np.mean(r[found, 5] < 4):.0%})")
+        else:
+            print("the goal readout found no point (fewer than two views agree) in any scene")
     print(f"nearer the goal square than the approach point: {np.mean(r[:, 3] < r[:, 1]):.0%}")
 
 

@@ -437,10 +437,13 @@ Push, where the baseline scores 74 %, fails from the first plan. `python tools/d
 runs/ai_s20/…/last.ckpt --scenes 20` plans once from the home pose on 20 unseen push scenes and runs the scripted expert
 for the plan's 12 control steps: the plan's end lies 8.7 cm (median) from where the expert is then — standing still is
 11.9 cm — 12.8 cm from the approach point behind the cube (none within 4 cm), and nearer the goal square than the approach
-point in 70 % of scenes; the episode videos show the gripper going to the square. Is it the share of the budget push
+point in 70 % of scenes; the episode videos show the gripper going to the square. The trunk knows a little more than
+the drawing: the goal readout's triangulated point (two views agree in 70 % of scenes) lies 5.4 cm from the expert's
+position (43 % within 4 cm) — yet anchoring on it left push at 0 % in session 19. Is it the share of the budget push
 gets? A diagnostic run on the push episodes alone (`MATCHING='push|slide' MINUTES=25`, the new
 `data.instructions_matching`; 4,063 push-only steps, more push clips than run T's third of 8,963) scores 0 % [0, 7] and its
-first plans are no better (12.8 cm from the expert's position, nearer the square in 65 %). So push is not starved of
+first plans are no better (12.8 cm from the expert's position, nearer the square in 65 %; its readout finds no point).
+So push is not starved of
 steps by the other tasks at this budget: the plan has to be computed from two objects (behind the cube, away from the
 square), which the baseline, regressing poses from image features and the exact current pose, learns and the generator
 drawing 32² action images has not. Reach, whose answer is one named object, is where the generator works.
