@@ -145,6 +145,7 @@ CLOSED_LOOP = [
     ("ai_s20.json", "**run T**: run P's recipe, the schedule over 55 minutes (`lr_schedule: time`) and the training step compiled "
      "(`compile: true`): 8,963 steps; guidance 2, best of 4, keeping the plan", "policy"),
     ("ai_s20_open.json", "run T, as above, open loop", "policy"),
+    ("ai_s20_anchor.json", "run T, as above, anchored on the goal readout (`--anchor`; push and pick_place)", "policy"),
     ("push_s20.json", "diagnostic: run T's recipe on the **push episodes alone** (`data.instructions_matching 'push\\|slide'`), 25 minutes, "
      "4,063 steps", "policy"),
 ]
@@ -439,7 +440,8 @@ for the plan's 12 control steps: the plan's end lies 8.7 cm (median) from where 
 11.9 cm — 12.8 cm from the approach point behind the cube (none within 4 cm), and nearer the goal square than the approach
 point in 70 % of scenes; the episode videos show the gripper going to the square. The trunk knows a little more than
 the drawing: the goal readout's triangulated point (two views agree in 70 % of scenes) lies 5.4 cm from the expert's
-position (43 % within 4 cm) — yet anchoring on it left push at 0 % in session 19. Is it the share of the budget push
+position (43 % within 4 cm) — yet anchoring run T's plans on it (`--anchor`) gives push 2 % and pick_place 0 %, as
+anchoring left run S in session 19. Is it the share of the budget push
 gets? A diagnostic run on the push episodes alone (`MATCHING='push|slide' MINUTES=25`, the new
 `data.instructions_matching`; 4,063 push-only steps, more push clips than run T's third of 8,963) scores 0 % [0, 7] and its
 first plans are no better (12.8 cm from the expert's position, nearer the square in 65 %; its readout finds no point).
