@@ -75,8 +75,8 @@ class ActionImagesModule(TrainingModule):
             "time": it spans the trainer's `max_time` instead, read off Lightning's `Timer` (whose elapsed
             time checkpoints keep), so a run sized in minutes decays fully whatever the machine's speed.
             The learning rate then depends on wall time: two runs are not step-for-step the same.
-        compile: run the transformer's training forward through `torch.compile` (inductor), 1.26–1.31× the
-            steps per minute on 2 CPU cores for the sim_cpu models after a 45–80-second compile. Only the
+        compile: run the transformer's training forward through `torch.compile` (inductor), 1.31× the
+            steps per minute on 2 CPU cores for the sim_cpu model after a 46-second compile (`make bench`). Only the
             training step is compiled (validation and sampling stay eager: their shapes differ), and the
             weights and checkpoints are the plain module's.
         sample_steps, guidance_scale: Euler sampling in validation.

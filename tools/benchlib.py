@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -25,6 +26,19 @@ Every figure below is written by a script; the command that produced each sectio
 `make bench` reruns them all. Ratios are against baselines measured in the same run, because this
 machine is noisy.
 """
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The plan-sampling options of the diagnostics, defaulting to the evaluations' (`action-images eval
+    --steps 2 --guidance-scale 2 --candidates 4`)."""
+    parser.add_argument("--steps", type=int, default=2, help="Euler steps (default 2)")
+    parser.add_argument("--guidance-scale", type=float, default=2.0, help="classifier-free guidance (default 2)")
+    parser.add_argument("--candidates", type=int, default=4, help="plans drawn, the best by the goal readout kept (default 4)")
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    """`load_policy` keyword arguments from `add_sampling_arguments`' options."""
+    return {"steps": args.steps, "guidance_scale": args.guidance_scale, "candidates": args.candidates}
 
 
 def last_checkpoint(run: Path) -> Path:

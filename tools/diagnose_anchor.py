@@ -20,18 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import load_policy  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
+from tools.benchlib import add_sampling_arguments, sampling_options  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="an Action Images checkpoint trained with a goal readout")
     parser.add_argument("--scenes", type=int, default=20, help="unseen reach scenes (default: 20)")
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--candidates", type=int, default=4)
+    add_sampling_arguments(parser)
     args = parser.parse_args()
-    policy = load_policy(args.checkpoint, cameras=None, replan_every=3, steps=args.steps, guidance_scale=args.guidance_scale,
-                         candidates=args.candidates, anchor=True)
+    policy = load_policy(args.checkpoint, cameras=None, replan_every=3, anchor=True, **sampling_options(args))
     env = make_env("reach", cameras=policy.cameras)
     rows = []
     for seed in range(100000, 100000 + args.scenes):

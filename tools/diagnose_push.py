@@ -22,18 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.evaluate import load_policy  # noqa: E402
 from action_images.sim import make_env, make_expert  # noqa: E402
+from tools.benchlib import add_sampling_arguments, sampling_options  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="an Action Images checkpoint")
     parser.add_argument("--scenes", type=int, default=20, help="unseen push scenes (default: 20)")
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--candidates", type=int, default=4)
+    add_sampling_arguments(parser)
     args = parser.parse_args()
-    policy = load_policy(args.checkpoint, cameras=None, replan_every=3, steps=args.steps, guidance_scale=args.guidance_scale,
-                         candidates=args.candidates)
+    policy = load_policy(args.checkpoint, cameras=None, replan_every=3, **sampling_options(args))
     readout = policy.has_goal_readout
     horizon = (policy.num_frames - 1) * policy.stride  # control steps to the clip's last frame
     env = make_env("push", cameras=policy.cameras)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from action_images.evaluate import EvalConfig, load_policy, run_episode  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
 from action_images.sim.milestones import MILESTONES, furthest, milestone_observer  # noqa: E402
-from tools.benchlib import last_checkpoint  # noqa: E402
+from tools.benchlib import add_sampling_arguments, last_checkpoint, sampling_options  # noqa: E402
 
 
 def main() -> None:
@@ -33,15 +33,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a training run folder (its last checkpoint is used)")
     parser.add_argument("--task", nargs="+", default=list(MILESTONES), choices=list(MILESTONES))
     parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=2, help="Euler steps (default 2)")
-    parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--candidates", type=int, default=4)
+    add_sampling_arguments(parser)
     parser.add_argument("--replan-every", type=int, default=None, help="control steps per plan (default: the whole horizon)")
     parser.add_argument("--anchor", action="store_true", help="anchor each plan's (chunk's) end on the model's goal readout (as eval --anchor)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    policy = load_policy(last_checkpoint(args.run), cameras=None, steps=args.steps, guidance_scale=args.guidance_scale,
-                         candidates=args.candidates, replan_every=args.replan_every, anchor=args.anchor)
+    policy = load_policy(last_checkpoint(args.run), cameras=None, replan_every=args.replan_every, anchor=args.anchor, **sampling_options(args))
     config = EvalConfig()
     rows = []
     for task in args.task:

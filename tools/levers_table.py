@@ -424,9 +424,8 @@ ImageWAM meet its targets corrects an expert that reads pixels through a cache, 
 
 
 SESSION_20 = """**Session 20: more steps in the budget, and why push fails from the first plan.** Two levers on the step
-budget: `model.compile: true` runs the training step's transformer forward through `torch.compile` (eager 0.375 s, compiled
-0.297 s per step on run S's model and a batch of `data/sim_3000s`, measured in one process: 1.26×; `make bench` measures
-the same on a fresh sim_cpu model), and `model.lr_schedule: time` (session 19) decays the cosine over the 55 minutes
+budget: `model.compile: true` runs the training step's transformer forward through `torch.compile` (34 → 45 samples/s,
+1.31×, after a 46-second compile, on a fresh sim_cpu model: `make bench`, the data section), and `model.lr_schedule: time` (session 19) decays the cosine over the 55 minutes
 whatever the machine's speed. *Run T* is run P's recipe with both (`MODEL=actionimages RUN=runs/ai_s20 STEPS=30000
 MINUTES=55 SCHEDULE=time COMPILE=true bash benchmarks/results/imagewam_comparison_train.sh`): 8,963 steps in 55 minutes
 (run S: 6,500 in 45), held-out position error 3.1 cm mean / 2.6 median (run S 3.7 / 3.0), readout hit 98 %. Evaluated by

@@ -9,7 +9,7 @@
 # STEPS is sized to 55 minutes of the machine at hand (measure s/step first); MINUTES changes the budget (default 55).
 # SCHEDULE=time (Action Images only) decays the learning rate over the minutes instead of STEPS (model.lr_schedule).
 # MATCHING='push|slide' trains on the episodes whose instruction matches (data.instructions_matching), e.g. one task.
-# COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.26–1.31× the steps per minute).
+# COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.31× the steps per minute in make bench).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
 export MUJOCO_GL=egl
