@@ -40,7 +40,9 @@ def main() -> None:
         observation, _ = env.reset(seed=seed)
         policy.reset()
         start = observation["ee_pose"][:2].copy()
-        end = policy.plan(observation)[-1, :2]
+        start_height = float(observation["ee_pose"][2])
+        plan_end = policy.plan(observation)[-1]
+        end = plan_end[:2]
         point = np.full(2, np.nan)
         if readout:  # the same generation again, anchored, for the readout's triangulated point
             policy.anchor = True
@@ -55,7 +57,8 @@ def main() -> None:
         for _ in range(horizon):
             observation, *_ = env.step(np.asarray(expert.act(observation), dtype=np.float32))
         demonstrated = observation["ee_pose"][:2]
-        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)] + [np.linalg.norm(start - demonstrated), np.linalg.norm(point - demonstrated)])
+        heights = [start_height, float(plan_end[2]), float(observation["ee_pose"][2])]
+        rows.append([np.linalg.norm(end - p) for p in (demonstrated, approach, cube, goal)] + [np.linalg.norm(start - demonstrated), np.linalg.norm(point - demonstrated)] + heights)
     r = 100 * np.array(rows)
     print(f"{len(r)} first push plans, {horizon} control steps; the plan's end on the table plane, median distance to:")
     for name, column in zip(("the expert's position then", "the approach point behind the cube", "the cube", "the goal square"), r.T):
@@ -69,6 +72,7 @@ def main() -> None:
         else:
             print("the goal readout found no point (fewer than two views agree) in any scene")
     print(f"nearer the goal square than the approach point: {np.mean(r[:, 3] < r[:, 1]):.0%}")
+    print(f"height above the start's, median: plan end {np.median(r[:, 7] - r[:, 6]):+.1f} cm, expert then {np.median(r[:, 8] - r[:, 6]):+.1f} cm")
 
 
 if __name__ == "__main__":

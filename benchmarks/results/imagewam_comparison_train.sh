@@ -9,6 +9,7 @@
 # STEPS is sized to 55 minutes of the machine at hand (measure s/step first); MINUTES changes the budget (default 55).
 # SCHEDULE=time (Action Images only) decays the learning rate over the minutes instead of STEPS (model.lr_schedule).
 # MATCHING='push|slide' trains on the episodes whose instruction matches (data.instructions_matching), e.g. one task.
+# IMAGE_SIZE=48 trains on larger clips (data.image_size; default 32): the same patch-4 codec, so more tokens.
 # COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.31× the steps per minute in make bench).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
@@ -16,6 +17,7 @@ export MUJOCO_GL=egl
 A=.venv/bin/action-images
 DATA=(--data.datasets '[data/sim_3000s, data/sim_start]' --data.balance episodes --seed_everything 1)
 BUDGET=(--trainer.max_time 00:00:${MINUTES:-55}:00)
+if [ -n "$IMAGE_SIZE" ]; then DATA+=(--data.image_size "$IMAGE_SIZE"); fi
 if [ -n "$MATCHING" ]; then DATA+=(--data.instructions_matching "$MATCHING"); fi
 case "$MODEL" in
   actionimages|joint)
