@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from action_images.sim import make_env
+from action_images.sim import make_env, make_expert
 from datamodules.clips import resize_frames
 from datamodules.media import atomic_path, write_video
 
@@ -30,6 +30,38 @@ class Policy(Protocol):
     def reset(self) -> None: ...
 
     def select_action(self, observation: dict) -> np.ndarray: ...
+
+
+class ExpertUntil:
+    """A policy that lets the task's scripted expert act until the expert's phase `phase` begins (or the
+    expert is done), then hands the episode to `policy`, reset at the handover so it plans from that state
+    alone: which phase of a multi-phase task a model fails at (`tools/diagnose_tasks.py --expert-until`).
+    `handover_step` is the control step of the handover (None while the expert acts)."""
+
+    def __init__(self, policy: Policy, env, phase: str) -> None:
+        self.policy, self.expert, self.phase = policy, make_expert(env), phase
+        self.handover_step: int | None = None
+        self.steps = 0
+        self._last_action: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.expert.reset()
+        self.policy.reset()
+        self.handover_step, self.steps, self._last_action = None, 0, None
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        if self.handover_step is None and self.expert.phase_name in (self.phase, "done"):
+            self.handover_step = self.steps
+            self.policy.reset()
+            if hasattr(self.policy, "gripper_command") and self._last_action is not None:
+                # The gripper state the models are given is the command in force, which a reset forgets; the
+                # measured opening would call fingers closed on a cube "open" (`observation.with_gripper_command`).
+                self.policy.gripper_command = float(self._last_action[7])
+        self.steps += 1
+        if self.handover_step is None:
+            self._last_action = np.asarray(self.expert.act(observation), dtype=np.float32)
+            return self._last_action
+        return self.policy.select_action(observation)
 
 
 @dataclass

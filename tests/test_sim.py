@@ -271,3 +271,41 @@ def test_the_learned_gripper_state_is_the_command_in_force():
     assert set(np.unique(commanded[:, 7])) <= {0.0, 1.0}
     assert _replay(env, seed, commanded)
     assert not _replay(env, seed, states)
+
+
+class _HoldStill:
+    """A real (if useless) policy: command the pose the arm is at, gripper closed; counts its resets."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def select_action(self, observation: dict) -> np.ndarray:
+        return np.concatenate([observation["ee_pose"][:7], [0.0]]).astype(np.float32)
+
+
+def test_expert_until_hands_the_episode_over_when_the_named_phase_begins():
+    from action_images.evaluate import ExpertUntil
+
+    env = make_env("push", render=False)
+    observation, _ = env.reset(seed=3)  # the expert alone: its actions, and the step its push phase begins
+    expert, expert_actions = make_expert(env), []
+    while expert.phase_name != "push":
+        expert_actions.append(expert.act(observation))
+        observation, *_ = env.step(expert_actions[-1])
+    held = _HoldStill()
+    actor = ExpertUntil(held, env, "push")
+    observation, _ = env.reset(seed=3)
+    actor.reset()
+    actions, observations = [], []
+    for _ in range(len(expert_actions) + 2):
+        observations.append(observation)
+        actions.append(actor.select_action(observation))
+        observation, *_ = env.step(actions[-1])
+    assert actor.handover_step == len(expert_actions) > 0
+    np.testing.assert_allclose(np.stack(actions[: len(expert_actions)]), np.stack(expert_actions), atol=1e-6)
+    for action, seen in zip(actions[len(expert_actions):], observations[len(expert_actions):]):  # the policy's from then on
+        np.testing.assert_array_equal(action, held.select_action(seen))
+    assert held.resets == 2  # the episode's reset and the handover's

@@ -9,6 +9,11 @@ cube, lifted, over the pad, success).
 
 It prints the share of episodes reaching each milestone and writes `diagnosis.json` per episode under
 `--out` when given.
+
+`--expert-until PHASE` splits the work: the scripted expert drives each episode until its phase PHASE begins
+(push: approach, descend, push, retreat; pick_place: approach, descend, grasp, lift, move, lower, release,
+retreat), then the model takes over from that state for the rest of the episode — which phases a model fails
+at, not only how far it gets from the start.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from action_images.evaluate import EvalConfig, load_policy, run_episode  # noqa: E402
+from action_images.evaluate import EvalConfig, ExpertUntil, load_policy, run_episode  # noqa: E402
 from action_images.sim import make_env  # noqa: E402
 from action_images.sim.milestones import MILESTONES, furthest, milestone_observer  # noqa: E402
 from tools.benchlib import add_sampling_arguments, last_checkpoint, sampling_options  # noqa: E402
@@ -36,6 +41,8 @@ def main() -> None:
     add_sampling_arguments(parser)
     parser.add_argument("--replan-every", type=int, default=None, help="control steps per plan (default: the whole horizon)")
     parser.add_argument("--anchor", action="store_true", help="anchor each plan's (chunk's) end on the model's goal readout (as eval --anchor)")
+    parser.add_argument("--expert-until", metavar="PHASE", default=None,
+                        help="the scripted expert acts until its phase PHASE begins, then the model (e.g. push for the push task)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     policy = load_policy(last_checkpoint(args.run), cameras=None, replan_every=args.replan_every, anchor=args.anchor, **sampling_options(args))
@@ -44,10 +51,11 @@ def main() -> None:
     for task in args.task:
         env = make_env(task, image_size=config.image_size, cameras=tuple(policy.cameras))
         milestones = MILESTONES[task]
+        actor = policy if args.expert_until is None else ExpertUntil(policy, env, args.expert_until)
         for index in range(args.episodes):
             observer = milestone_observer(task)
-            result, _ = run_episode(env, policy, config.seed + index, False, tuple(policy.cameras), observer=observer)
-            rows.append({"task": task, "seed": result.seed, "success": result.success, "furthest": furthest(observer.reached, milestones),
+            result, _ = run_episode(env, actor, config.seed + index, False, tuple(policy.cameras), observer=observer)
+            rows.append({"task": task, "seed": result.seed, "success": result.success, "handover_step": getattr(actor, "handover_step", None), "furthest": furthest(observer.reached, milestones),
                          "reached": sorted(observer.reached), "touched_other": getattr(observer, "touched_other", None),
                          "final_distance": result.final_distance, "lowest_cm": 100 * getattr(observer, "lowest", np.nan),
                          **{f"closest_low_to_{k.replace(' ', '_')}_cm": 100 * v for k, v in getattr(observer, "closest_low", {}).items()}})
@@ -55,6 +63,10 @@ def main() -> None:
         done = [row for row in rows if row["task"] == task]
         print(f"{task} ({len(done)} episodes), share passing each milestone: " + ", ".join(
             f"{name} {np.mean([row['furthest'] > i for row in done]):.0%}" for i, name in enumerate(milestones)))
+        if args.expert_until is not None:
+            handed = [row["handover_step"] for row in done if row["handover_step"] is not None]
+            print(f"  the expert handed over at its phase {args.expert_until!r} in {len(handed)} of {len(done)} episodes"
+                  + (f", after {np.median(handed):.0f} steps (median)" if handed else ""))
         if task == "pick_place":
             closest = ", ".join(f"{name} {np.median([row[f'closest_low_to_{name}_cm'] for row in done]):.1f}"
                                 for name in ("named_cube", "other_cube", "pad"))
