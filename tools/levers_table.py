@@ -148,6 +148,8 @@ CLOSED_LOOP = [
     ("ai_s20_anchor.json", "run T, as above, anchored on the goal readout (`--anchor`; push and pick_place)", "policy"),
     ("push_s20.json", "diagnostic: run T's recipe on the **push episodes alone** (`data.instructions_matching 'push\\|slide'`), 25 minutes, "
      "4,063 steps", "policy"),
+    ("ai_s21_48.json", "**run U**: run T's recipe at 48² (`IMAGE_SIZE=48`, the patch-4 codec: 2.25× the tokens), 4,285 steps in 55 "
+     "minutes; guidance 2, best of 4, keeping the plan", "policy"),
 ]
 
 
@@ -451,6 +453,38 @@ drawing 32² action images has not. Reach, whose answer is one named object, is 
 """
 
 
+SESSION_21 = """**Session 21: where in the episode the generator fails.** First a lever on resolution: *run U* is run T's
+recipe at 48² (`MODEL=actionimages RUN=runs/ai_s21_48 STEPS=30000 MINUTES=55 SCHEDULE=time COMPILE=true IMAGE_SIZE=48
+bash benchmarks/results/imagewam_comparison_train.sh`). Per step it learns faster (held-out position error 5.8 / 4.6 cm
+mean / median at step 3,000, run T 7.1 / 6.3), but a step costs twice as much (0.77 s against 0.37), so the 55 minutes
+give 4,285 steps and 4.2 / 3.2 cm (run T 3.1 / 2.6); closed loop 80 / 0 / 0 %. At this budget finer action images do not
+pay for their tokens.
+
+Then a handover diagnosis: `python tools/diagnose_tasks.py --run runs/ai_s20 --task push --replan-every 3
+--expert-until PHASE` lets the scripted expert drive until its phase `PHASE` begins, then hands the episode to run T
+(guidance 2, best of 4, keeping the plan; 50 unseen episodes each; `benchmarks/results/milestones/ai_s20_*_from_*`):
+
+| task | handed over at the expert's phase | after (median steps) | success |
+|---|---|---|---|
+| push | from the start | 0 | 2 % |
+| push | `descend` (above the approach point) | 6 | 38 % |
+| push | `push` (behind the cube, low) | 10 | **86 %** |
+| pick_place | `grasp` (fingers open around the cube) | 9 | 18 % (lifted 30 %) |
+| pick_place | `lift` (cube grasped) | 14 | 62 % |
+| pick_place | `move` (cube lifted) | 17 | 62 % |
+
+Run T pushes well — 86 % once behind the cube, above the baseline's 74 % from the start — and fails at getting there:
+from above the approach point it still cuts the corner on the way down (38 %), and from the home pose it heads for the
+cube itself (`tools/diagnose_push.py`: the 2-step plan's end lies 6.7 cm from the cube; more Euler steps, 10 or 20,
+make the plans worse, 11.7 cm from the expert's position, as far as standing still). In pick_place the grasp is the
+weak step: holding the cube, run T carries it to the pad in 62 %. The handover found a bug worth fixing for every
+policy: after `reset()` a policy takes its gripper command from the measured finger opening, and fingers closed on a
+cube are wide enough to read "open", so a policy taking over mid-grasp dropped the cube (lift / move 20 / 16 % before
+the fix); `ExpertUntil` now hands the expert's last gripper command over. The next lever should target the approach:
+plans expressed relative to the cube, or training that weights the first plan of push episodes.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -679,6 +713,7 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_17}
 {SESSION_19}
 {SESSION_20}
+{SESSION_21}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
