@@ -474,9 +474,11 @@ Then a handover diagnosis: `python tools/diagnose_tasks.py --run runs/ai_s20 --t
 | pick_place | `move` (cube lifted) | 17 | 62 % |
 
 Run T pushes well — 86 % once behind the cube, above the baseline's 74 % from the start — and fails at getting there:
-from above the approach point it still cuts the corner on the way down (38 %), and from the home pose it heads for the
-cube itself (`tools/diagnose_push.py`: the 2-step plan's end lies 6.7 cm from the cube; more Euler steps, 10 or 20,
-make the plans worse, 11.7 cm from the expert's position, as far as standing still). In pick_place the grasp is the
+from above the approach point it still cuts the corner on the way down (38 %), and from the home pose its first plan
+ends between the cube and the goal square, not behind the cube (`tools/diagnose_push.py`: 6.7 cm from the cube, 9.9 cm
+from the square, 12.8 cm from the approach point; it descends as far as the expert, −25.0 cm against −24.5). More Euler
+steps (`--steps 10` or `20`) make the first plans worse, 11.7 cm from the expert's position, as far as standing still:
+the 2-step plan is close to the conditional mean, and the finer samples are not better. In pick_place the grasp is the
 weak step: holding the cube, run T carries it to the pad in 62 %. The handover found a bug worth fixing for every
 policy: after `reset()` a policy takes its gripper command from the measured finger opening, and fingers closed on a
 cube are wide enough to read "open", so a policy taking over mid-grasp dropped the cube (lift / move 20 / 16 % before
