@@ -150,6 +150,8 @@ CLOSED_LOOP = [
      "4,063 steps", "policy"),
     ("ai_s21_48.json", "**run U**: run T's recipe at 48² (`IMAGE_SIZE=48`, the patch-4 codec: 2.25× the tokens), 4,285 steps in 55 "
      "minutes; guidance 2, best of 4, keeping the plan", "policy"),
+    ("ai_s22_readout.json", "**run V**: run T's recipe with the goal readout's loss weight 0.2 (`READOUT=0.2`; run T 0.05), 8,736 steps in 55 "
+     "minutes; guidance 2, best of 4, keeping the plan", "policy"),
 ]
 
 
@@ -487,6 +489,18 @@ plans expressed relative to the cube, or training that weights the first plan of
 """
 
 
+SESSION_22 = """**Session 22: a stronger goal readout.** The readout's point lay nearer the expert's position than the drawn
+plan's end (5.4 against 8.7 cm, session 20), so *run V* weights it four times as much, hoping the trunk's sense of
+the goal shapes the drawing (`MODEL=actionimages RUN=runs/ai_s22_readout STEPS=30000 MINUTES=55 SCHEDULE=time
+COMPILE=true READOUT=0.2 bash benchmarks/results/imagewam_comparison_train.sh`): 8,736 steps, held-out position error
+4.0 / 3.1 cm mean / median (run T 3.1 / 2.6), readout hit 98 %. `RUN=runs/ai_s22_readout LABEL=ai_s22_readout
+CLOSED_ONLY=1 bash benchmarks/results/closed_loop/evaluate_run.sh`: closed loop 80 / 0 / 0 %. Its first push plans
+(`tools/diagnose_push.py --scenes 20`) end 7.4 cm from the expert's position (run T 8.7), 14.4 cm from the approach
+point (12.8), 7.4 cm from the cube; the readout's point 4.5 cm (5.4) — the readout improves a little and the drawing
+does not follow it to the approach point. The readout weight is not the lever for the approach.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -716,6 +730,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_19}
 {SESSION_20}
 {SESSION_21}
+
+{SESSION_22}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
