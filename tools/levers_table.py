@@ -150,6 +150,7 @@ CLOSED_LOOP = [
      "4,063 steps", "policy"),
     ("ai_s21_48.json", "**run U**: run T's recipe at 48² (`IMAGE_SIZE=48`, the patch-4 codec: 2.25× the tokens), 4,285 steps in 55 "
      "minutes; guidance 2, best of 4, keeping the plan", "policy"),
+    ("ai_s20_push_cfg1.json", "run T **without guidance** (`--guidance-scale 1`), best of 4, keeping the plan (`push` only)", "policy"),
     ("ai_s22_readout.json", "**run V**: run T's recipe with the goal readout's loss weight 0.2 (`READOUT=0.2`; run T 0.05), 8,736 steps in 55 "
      "minutes; guidance 2, best of 4, keeping the plan", "policy"),
 ]
@@ -497,7 +498,8 @@ COMPILE=true READOUT=0.2 bash benchmarks/results/imagewam_comparison_train.sh`):
 CLOSED_ONLY=1 bash benchmarks/results/closed_loop/evaluate_run.sh`: closed loop 80 / 0 / 0 %. Its first push plans
 (`tools/diagnose_push.py --scenes 20`) end 7.4 cm from the expert's position (run T 8.7), 14.4 cm from the approach
 point (12.8), 7.4 cm from the cube; the readout's point 4.5 cm (5.4) — the readout improves a little and the drawing
-does not follow it to the approach point. The readout weight is not the lever for the approach.
+does not follow it to the approach point. The readout weight is not the lever for the approach. Nor is guidance:
+run T on push without it (`--guidance-scale 1`) scores 0 % (2 % with guidance 2).
 """
 
 
