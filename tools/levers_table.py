@@ -465,7 +465,9 @@ pay for their tokens.
 
 Then a handover diagnosis: `python tools/diagnose_tasks.py --run runs/ai_s20 --task push --replan-every 3
 --expert-until PHASE` lets the scripted expert drive until its phase `PHASE` begins, then hands the episode to run T
-(guidance 2, best of 4, keeping the plan; 50 unseen episodes each; `benchmarks/results/milestones/ai_s20_*_from_*`):
+(guidance 2, best of 4, replanning every 3 steps without keeping the plan, the diagnostic's protocol; 50 unseen
+episodes each; `benchmarks/results/milestones/ai_s20_*_from_*`; the "from the start" row is the closed-loop evaluation,
+which keeps the plan):
 
 | task | handed over at the expert's phase | after (median steps) | success |
 |---|---|---|---|
@@ -500,6 +502,14 @@ CLOSED_ONLY=1 bash benchmarks/results/closed_loop/evaluate_run.sh`: closed loop 
 point (12.8), 7.4 cm from the cube; the readout's point 4.5 cm (5.4) — the readout improves a little and the drawing
 does not follow it to the approach point. The readout weight is not the lever for the approach. Nor is guidance:
 run T on push without it (`--guidance-scale 1`) scores 0 % (2 % with guidance 2).
+
+Why pick_place fails after the expert has put the open fingers around the cube (18 %, session 21): `python
+tools/diagnose_grasp.py --run runs/ai_s20 --episodes 8 [--keep-plan]` logs run T's commands after the handover. The
+expert closes at once; run T hesitates. Without plan keeping it gives no closed command within 14 steps in 7 of 8
+episodes, hovering or rising 1–3 cm with open fingers; keeping the plan it first closes after 3, 6 (four episodes) or 9
+steps and not within 14 steps in two, by then up to 4 cm higher, and in most episodes opens again six steps after
+closing, 12–20 cm up. The decision to close, a one-step event in each clip, is what the 2-step, near-mean plan blurs;
+a lever should target the gripper channel (its loss weight, or a decoder that reads a sharp close from a blurred frame).
 """
 
 
