@@ -274,13 +274,16 @@ def test_the_learned_gripper_state_is_the_command_in_force():
 
 
 class _HoldStill:
-    """A real (if useless) policy: command the pose the arm is at, gripper closed; counts its resets."""
+    """A real (if useless) policy: command the pose the arm is at, gripper closed; counts its resets and, like
+    the model policies, forgets its gripper command on a reset."""
 
     def __init__(self) -> None:
         self.resets = 0
+        self.gripper_command: float | None = None
 
     def reset(self) -> None:
         self.resets += 1
+        self.gripper_command = None
 
     def select_action(self, observation: dict) -> np.ndarray:
         return np.concatenate([observation["ee_pose"][:7], [0.0]]).astype(np.float32)
@@ -309,3 +312,4 @@ def test_expert_until_hands_the_episode_over_when_the_named_phase_begins():
     for action, seen in zip(actions[len(expert_actions):], observations[len(expert_actions):]):  # the policy's from then on
         np.testing.assert_array_equal(action, held.select_action(seen))
     assert held.resets == 2  # the episode's reset and the handover's
+    assert held.gripper_command == float(expert_actions[-1][7])  # the command in force survives the handover's reset

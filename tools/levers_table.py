@@ -463,8 +463,8 @@ mean / median at step 3,000, run T 7.1 / 6.3), but a step costs twice as much (0
 give 4,285 steps and 4.2 / 3.2 cm (run T 3.1 / 2.6); closed loop 80 / 0 / 0 %. At this budget finer action images do not
 pay for their tokens.
 
-Then a handover diagnosis: `python tools/diagnose_tasks.py --run runs/ai_s20 --task push --replan-every 3
---expert-until PHASE` lets the scripted expert drive until its phase `PHASE` begins, then hands the episode to run T
+Then a handover diagnosis: `python tools/diagnose_tasks.py --run runs/ai_s20 --task TASK --replan-every 3
+--expert-until PHASE --out benchmarks/results/milestones/ai_s20_TASK_from_PHASE` lets the scripted expert drive until its phase `PHASE` begins, then hands the episode to run T
 (guidance 2, best of 4, replanning every 3 steps without keeping the plan, the diagnostic's protocol; 50 unseen
 episodes each; `benchmarks/results/milestones/ai_s20_*_from_*`; the "from the start" row is the closed-loop evaluation,
 which keeps the plan):
@@ -501,7 +501,9 @@ CLOSED_ONLY=1 bash benchmarks/results/closed_loop/evaluate_run.sh`: closed loop 
 (`tools/diagnose_push.py --scenes 20`) end 7.4 cm from the expert's position (run T 8.7), 14.4 cm from the approach
 point (12.8), 7.4 cm from the cube; the readout's point 4.5 cm (5.4) — the readout improves a little and the drawing
 does not follow it to the approach point. The readout weight is not the lever for the approach. Nor is guidance:
-run T on push without it (`--guidance-scale 1`) scores 0 % (2 % with guidance 2).
+run T on push without it (`action-images eval --checkpoint runs/ai_s20/lightning_logs/version_0/checkpoints/last.ckpt
+--task push --episodes 50 --steps 2 --guidance-scale 1 --candidates 4 --keep-plan --replan-every 3 --label
+ai_s20_push_cfg1`) scores 0 % (2 % with guidance 2).
 
 Why pick_place fails after the expert has put the open fingers around the cube (18 %, session 21): `python
 tools/diagnose_grasp.py --run runs/ai_s20 --episodes 8 [--keep-plan]` logs run T's commands after the handover. The
