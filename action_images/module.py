@@ -31,6 +31,7 @@ from action_images.training import TrainingModule
 from action_images.transformer import ActionImagesTransformer
 from rendering.cameras import Cameras
 from rendering.decoder import decode_action_images
+from rendering.renderer import GRIPPER_BACKGROUND
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
 
@@ -51,7 +52,12 @@ class ActionImagesModule(TrainingModule):
         timestep_shift: Wan's shift (5 at 512²).
         action_loss_weight: w in 1 + w·g on generated action latents (pixel-like codecs only), where g is
             chosen by `action_loss_on`: "intensity" (the action image itself, B's gripper background
-            included) or "gaussians" (only the drawn Gaussians: the few pixels that carry the pose).
+            included), "balanced" (the same, with B's background weighed as if open in both gripper
+            states) or "gaussians" (only the drawn Gaussians: the few pixels that carry the pose).
+            Under "intensity" a closed frame's background weighs 1 and an open one's 1 + w/4, which
+            moves the loss's optimum towards "open": the decoded gripper closes only where the model
+            is more than (1 + w/4)/(2 + w/4) sure it is closed (78 % at w = 10). "balanced" keeps the
+            gripper's weight and removes that bias.
         predict_change: segment kinds ("rgb", "action") whose x0 is predicted as the change from the
             view's given first frame of that kind: at initialisation the model repeats the first frame,
             and learns only what moves (x0 prediction only).
@@ -144,8 +150,8 @@ class ActionImagesModule(TrainingModule):
         if not any(p for m, p in self.mode_mix.items() if m is not Mode.POLICY) and self.canvas_kind is Mode.JOINT:
             raise ValueError(f"mode_mix {mix} leaves the joint canvas without a mode: give joint, a2v, v2a or video a weight")
         self.prediction = Prediction.parse(prediction)
-        if action_loss_on not in ("intensity", "gaussians"):
-            raise ValueError(f"action_loss_on must be 'intensity' or 'gaussians', got {action_loss_on!r}")
+        if action_loss_on not in ("intensity", "balanced", "gaussians"):
+            raise ValueError(f"action_loss_on must be 'intensity', 'balanced' or 'gaussians', got {action_loss_on!r}")
         self.change_kinds = {SegmentKind(kind) for kind in (predict_change or [])}
         if self.change_kinds and self.prediction is not Prediction.X0:
             raise ValueError(f"predict_change={predict_change} needs prediction='x0', got {prediction!r}")
@@ -252,8 +258,19 @@ class ActionImagesModule(TrainingModule):
         """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G
         as they are, B above its gripper background (SPEC §3), through the (pixel-like) codec."""
         red, green, blue = action_images.unbind(-3)
-        gaussians = torch.stack([red, green, ((blue - 0.25) / 0.75).clamp(min=0)], -3)
-        return ((self.encode_segments(gaussians) + 1) / 2).clamp(0, 1)
+        gaussians = torch.stack([red, green, ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)], -3)
+        return self.emphasis_latents(gaussians)
+
+    def balanced_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, 3, H, W) action images → per-latent intensity in [0, 1] with B's background at
+        its open level whatever the gripper's state (SPEC §3: B ≤ 0.25 is 0.25 open, 0 closed), so
+        both states of the gripper weigh the same."""
+        red, green, blue = action_images.unbind(-3)
+        return self.emphasis_latents(torch.stack([red, green, blue.clamp(min=GRIPPER_BACKGROUND)], -3))
+
+    def emphasis_latents(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-pixel emphasis in [0, 1] → per-latent, through the (pixel-like) codec."""
+        return ((self.encode_segments(images) + 1) / 2).clamp(0, 1)
 
     # --- training ---------------------------------------------------------------------------------
     @property
@@ -314,6 +331,8 @@ class ActionImagesModule(TrainingModule):
             is_action = torch.tensor([s.kind is SegmentKind.ACTION for s in layout.slots], device=clean.device)[None, None, :, None, None]
             if self.hparams.action_loss_on == "gaussians":
                 emphasis = layout.pack(torch.zeros_like(rgb), self.gaussian_weight_latents(batch["action_images"]))
+            elif self.hparams.action_loss_on == "balanced":
+                emphasis = layout.pack(torch.zeros_like(rgb), self.balanced_weight_latents(batch["action_images"]))
             else:
                 emphasis = ((clean + 1) / 2).clamp(0, 1)
             weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * emphasis, 1.0)

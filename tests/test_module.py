@@ -112,6 +112,29 @@ def test_a_few_steps_lower_the_loss(dataset, tmp_path):
     assert after < 0.7 * before
 
 
+def test_balanced_emphasis_weighs_both_gripper_states_alike(dataset):
+    from rendering.renderer import render_action_images
+    from action_images.roundtrip import demo_cameras, sample_trajectory
+
+    positions, rotations, _ = sample_trajectory(2)
+    cameras = demo_cameras(views=2, size=16)
+    images = {state: render_action_images(positions, rotations, torch.full((2,), float(state)), cameras) for state in (0, 1)}
+    images = {state: image.permute(1, 0, 2, 3, 4)[None] for state, image in images.items()}  # (1, V, T, 3, H, W)
+    data = data_module(dataset)
+    data.setup()
+    balanced = tiny_module(action_loss_on="balanced", instructions=data.instructions())
+    open_weight, closed_weight = (balanced.balanced_weight_latents(images[state]) for state in (1, 0))
+    torch.testing.assert_close(open_weight, closed_weight)  # the gripper's state changes no weight
+    intensity = {state: ((balanced.encode_segments(image) + 1) / 2).clamp(0, 1) for state, image in images.items()}  # what "intensity" weighs by
+    torch.testing.assert_close(open_weight, intensity[1])  # an open frame weighs as under "intensity" …
+    assert intensity[1].sum() > 1.3 * intensity[0].sum()  # … where a closed one weighed less
+    batch = next(iter(data.train_dataloader()))
+    loss, *_ = balanced.diffusion_loss(batch, [Mode.JOINT] * len(batch["instruction"]), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="balanced"):
+        tiny_module(action_loss_on="gripper")
+
+
 def test_mode_mix_and_per_mode_losses(dataset):
     module = tiny_module(mode_mix={"joint": 0.5, "a2v": 0.25, "v2a": 0.25})
     data = data_module(dataset)
