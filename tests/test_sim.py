@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from action_images.observation import interpolate_waypoints, with_gripper_command
-from action_images.sim import TASKS, make_env, make_expert
+from action_images.sim import TASKS, make_env, make_expert, task_of_instruction
 from action_images.sim.calibration import Sighting, classify, project_ee
 from action_images.sim.geometry import matrix_to_quat_xyzw, quat_xyzw_to_matrix, rotation_angle, top_down_rotation
 from action_images.sim.scene import FINGER_BODIES
@@ -199,6 +199,13 @@ def test_instructions_vary_with_the_seed():
     env = make_env("stack", render=False)
     instructions = {env.reset(seed=seed)[0]["instruction"] for seed in range(12)}
     assert len(instructions) >= 4
+
+
+def test_an_instruction_names_its_task():
+    for name in TASKS:  # every wording the environments draw, "move the …" of reach, push and pick_place alike
+        env = make_env(name, render=False)
+        assert {task_of_instruction(env.reset(seed=seed)[0]["instruction"]) for seed in range(16)} == {name}
+    assert task_of_instruction("fly to the moon") is None
 
 
 def test_unknown_task_lists_the_known_ones():

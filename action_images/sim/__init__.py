@@ -28,7 +28,7 @@ from action_images.sim.controller import (  # noqa: E402
 from action_images.sim.env import FPS, EnvConfig, ManipulationEnv, make_env  # noqa: E402
 from action_images.sim.experts import EXPERTS, WaypointExpert, make_expert  # noqa: E402
 from action_images.sim.scene import DEFAULT_CAMERAS, CameraSpec, SceneConfig, WristCameraSpec  # noqa: E402
-from action_images.sim.tasks import TASKS, Task, make_task  # noqa: E402
+from action_images.sim.tasks import TASKS, Task, make_task, task_of_instruction  # noqa: E402
 
 __all__ = [
     "ACTION_SIZE",
@@ -48,5 +48,6 @@ __all__ = [
     "make_env",
     "make_expert",
     "make_task",
+    "task_of_instruction",
     "validate_action",
 ]

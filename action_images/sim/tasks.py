@@ -20,6 +20,7 @@ that yaws by ±90°.
 from __future__ import annotations
 
 import math
+import re
 
 import mujoco
 import numpy as np
@@ -362,6 +363,17 @@ class Turn(Task):
 
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (Reach, Push, PickPlace, Stack, Turn)}
+
+
+def task_of_instruction(instruction: str) -> str | None:
+    """The task whose wordings (`templates`) produce `instruction`, or None: a dataset's instruction
+    names its task without a task column (wordings overlap in words, e.g. "move the …", not in form)."""
+    for name, task in TASKS.items():
+        for template in task.templates:
+            pattern = re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
+            if re.fullmatch(re.sub(r"\{\w+\}", r"[\\w-]+", pattern), instruction.strip()):
+                return name
+    return None
 
 
 def make_task(name: str) -> Task:
