@@ -11,7 +11,8 @@
 # MATCHING='push|slide' trains on the episodes whose instruction matches (data.instructions_matching), e.g. one task.
 # IMAGE_SIZE=48 trains on larger clips (data.image_size; default 32): the same patch-4 codec, so more tokens.
 # READOUT=0.2 (Action Images only) sets the goal readout's loss weight (model.goal_readout_weight; default 0.05).
-# EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default intensity).
+# EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default here
+# intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23).
 # COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.31× the steps per minute in make bench).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
