@@ -155,6 +155,7 @@ CLOSED_LOOP = [
      "minutes; guidance 2, best of 4, keeping the plan", "policy"),
     ("ai_s23_balanced.json", "**run W**: run T's recipe with both gripper states weighed alike (`EMPHASIS=balanced`: "
      "`model.action_loss_on balanced`), 8,404 steps in 55 minutes; guidance 2, best of 4, keeping the plan", "policy"),
+    ("ai_s23_balanced_anchor.json", "run W, as above, anchored on the goal readout (`--anchor`; push and pick_place)", "policy"),
 ]
 
 
@@ -559,7 +560,10 @@ in 4 % of episodes (median closest 13.5 cm) but within a median 1.1 cm of the pa
 put, not to the cube, as its first push plans end nearer the goal square than the approach point in 55 % of scenes
 (`tools/diagnose_push.py --scenes 20`: 7.0 cm from the expert's position, 13.7 cm from the approach point, 6.2 cm from
 the cube; its goal readout's point 3.8 cm from the expert's). Run W's recipe (balanced emphasis) is now the configs'
-default: it costs nothing and removes a bias that no sampling setting could.
+default: it costs nothing and removes a bias that no sampling setting could. Anchoring each new plan's end on the
+readout's point (`action-images eval --checkpoint runs/ai_s23_balanced/lightning_logs/version_0/checkpoints/last.ckpt
+--task push pick_place --episodes 50 --steps 2 --guidance-scale 2 --candidates 4 --keep-plan --anchor --replan-every 3
+--label ai_s23_balanced_anchor`) gives pick_place 8 % [3, 19] and push 0 %.
 """
 
 
