@@ -254,23 +254,17 @@ class ActionImagesModule(TrainingModule):
         target, valid = last_pose_pixels(batch)
         return goal_readout_loss(logits, target, valid.to(logits.device) & scored[:, None])
 
-    def gaussian_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
-        """(B, V, T, 3, H, W) action images → per-latent share of drawn Gaussian in [0, 1]: R and G
-        as they are, B above its gripper background (SPEC §3), through the (pixel-like) codec."""
+    def action_emphasis_latents(self, action_images: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, 3, H, W) action images → per-latent emphasis in [0, 1] for `action_loss_on`
+        "gaussians" (B above its gripper background: only the drawn Gaussians) or "balanced" (B's
+        background at its open level whatever the gripper's state, SPEC §3: B ≤ 0.25 is 0.25 open,
+        0 closed), R and G as they are, through the (pixel-like) codec."""
         red, green, blue = action_images.unbind(-3)
-        gaussians = torch.stack([red, green, ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)], -3)
-        return self.emphasis_latents(gaussians)
-
-    def balanced_weight_latents(self, action_images: torch.Tensor) -> torch.Tensor:
-        """(B, V, T, 3, H, W) action images → per-latent intensity in [0, 1] with B's background at
-        its open level whatever the gripper's state (SPEC §3: B ≤ 0.25 is 0.25 open, 0 closed), so
-        both states of the gripper weigh the same."""
-        red, green, blue = action_images.unbind(-3)
-        return self.emphasis_latents(torch.stack([red, green, blue.clamp(min=GRIPPER_BACKGROUND)], -3))
-
-    def emphasis_latents(self, images: torch.Tensor) -> torch.Tensor:
-        """Per-pixel emphasis in [0, 1] → per-latent, through the (pixel-like) codec."""
-        return ((self.encode_segments(images) + 1) / 2).clamp(0, 1)
+        if self.hparams.action_loss_on == "gaussians":
+            blue = ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)
+        else:
+            blue = blue.clamp(min=GRIPPER_BACKGROUND)
+        return ((self.encode_segments(torch.stack([red, green, blue], -3)) + 1) / 2).clamp(0, 1)
 
     # --- training ---------------------------------------------------------------------------------
     @property
@@ -329,12 +323,10 @@ class ActionImagesModule(TrainingModule):
         weight = (~frame_given).float().expand_as(clean).clone()
         if self.hparams.action_loss_weight:
             is_action = torch.tensor([s.kind is SegmentKind.ACTION for s in layout.slots], device=clean.device)[None, None, :, None, None]
-            if self.hparams.action_loss_on == "gaussians":
-                emphasis = layout.pack(torch.zeros_like(rgb), self.gaussian_weight_latents(batch["action_images"]))
-            elif self.hparams.action_loss_on == "balanced":
-                emphasis = layout.pack(torch.zeros_like(rgb), self.balanced_weight_latents(batch["action_images"]))
-            else:
+            if self.hparams.action_loss_on == "intensity":
                 emphasis = ((clean + 1) / 2).clamp(0, 1)
+            else:
+                emphasis = layout.pack(torch.zeros_like(rgb), self.action_emphasis_latents(batch["action_images"]))
             weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * emphasis, 1.0)
         if short:  # the policy canvas generates only actions: samples without them teach nothing
             weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]

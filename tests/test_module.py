@@ -123,7 +123,7 @@ def test_balanced_emphasis_weighs_both_gripper_states_alike(dataset):
     data = data_module(dataset)
     data.setup()
     balanced = tiny_module(action_loss_on="balanced", instructions=data.instructions())
-    open_weight, closed_weight = (balanced.balanced_weight_latents(images[state]) for state in (1, 0))
+    open_weight, closed_weight = (balanced.action_emphasis_latents(images[state]) for state in (1, 0))
     torch.testing.assert_close(open_weight, closed_weight)  # the gripper's state changes no weight
     intensity = {state: ((balanced.encode_segments(image) + 1) / 2).clamp(0, 1) for state, image in images.items()}  # what "intensity" weighs by
     torch.testing.assert_close(open_weight, intensity[1])  # an open frame weighs as under "intensity" …

@@ -56,6 +56,14 @@ def latest(run: Path, pattern: str, required: bool = True) -> Path | None:
     return found[-1] if found else None
 
 
+def held_out_config(config: Path, stored: dict, **overrides) -> dict:
+    """The data block of `config` at the clip shape of a loaded checkpoint (`stored`): held-out episodes come
+    from the config, the clip shape from the checkpoint, so a run trained at another image size or stride
+    (e.g. `--data.image_size 64`) is judged on the clips it was made for."""
+    trained_clip = checkpoint_clip(stored)
+    return {**yaml.safe_load(config.read_text())["data"], **{k: trained_clip[k] for k in CLIP_KEYS if k in trained_clip}, **overrides}
+
+
 def held_out_batches(data: RobotDataModule, every: int) -> list[dict]:
     """Clips of the validation episodes starting every `every` frames, batched."""
     clips = data.val_set.datasets[0]
@@ -223,10 +231,7 @@ def main() -> None:
     checkpoint = latest(args.run, "**/last.ckpt")
     stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
     step = stored["global_step"]
-    # Held-out episodes come from the config; the clip shape from the checkpoint, so a run trained at
-    # another image size or stride (e.g. `--data.image_size 64`) is judged on the clips it was made for.
-    trained_clip = checkpoint_clip(stored)
-    data_config = {**yaml.safe_load(args.config.read_text())["data"], **{k: trained_clip[k] for k in CLIP_KEYS if k in trained_clip}}
+    data_config = held_out_config(args.config, stored)
     data = RobotDataModule(**{**data_config, "num_workers": 0})
     data.setup()
     model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval().to(resolve_device(args.device))

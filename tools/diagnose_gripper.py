@@ -19,18 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from action_images.canvas import Mode  # noqa: E402
-from action_images.evaluate import CLIP_KEYS, checkpoint_clip  # noqa: E402
 from action_images.module import ActionImagesModule  # noqa: E402
 from action_images.sim import task_of_instruction  # noqa: E402
 from datamodules.datamodule import RobotDataModule  # noqa: E402
 from rendering.cameras import Cameras  # noqa: E402
 from rendering.decoder import decode_action_images  # noqa: E402
-from tools.bench_model import held_out_batches  # noqa: E402
+from tools.bench_model import held_out_batches, held_out_config  # noqa: E402
 from tools.benchlib import last_checkpoint  # noqa: E402
 
 GRIPPER_TASKS = ("pick_place", "stack", "turn")  # the tasks whose demonstrations open and close the fingers
@@ -48,10 +46,7 @@ def main() -> None:
 
     checkpoint = last_checkpoint(args.run)
     stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    clip = checkpoint_clip(stored)
-    data_config = yaml.safe_load(Path("configs/sim_cpu.yaml").read_text())["data"]
-    data_config.update({k: clip[k] for k in CLIP_KEYS if k in clip}, datasets=[args.dataset], num_workers=0)
-    data = RobotDataModule(**data_config)
+    data = RobotDataModule(**held_out_config(Path("configs/sim_cpu.yaml"), stored, datasets=[args.dataset], num_workers=0))
     data.setup()
     model = ActionImagesModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
     mode = Mode.POLICY if Mode.POLICY in model.trained_modes else Mode.JOINT
@@ -89,7 +84,7 @@ def main() -> None:
     for kind, right in ends.items():
         print(f"  {kind}: {100 * np.mean(right):.0f} % (n={len(right)})" if right else f"  {kind}: —")
     if carrying:
-        print("openness planned while carrying (true: 0), median per frame:", np.round(np.median(carrying, 0), 2).tolist())
+        print("openness planned while carrying (true: 0), median per frame:", " ".join(f"{v:.2f}" for v in np.median(carrying, 0)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ that yaws by ±90°.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -365,15 +366,17 @@ class Turn(Task):
 TASKS: dict[str, type[Task]] = {task.name: task for task in (Reach, Push, PickPlace, Stack, Turn)}
 
 
+@functools.cache
+def _instruction_patterns() -> tuple[tuple[str, re.Pattern], ...]:
+    """(task, regex) per wording: each `{field}` of a template matches one word."""
+    return tuple((name, re.compile(re.sub(r"\\\{\w+\\\}", r"[\\w-]+", re.escape(template))))
+                 for name, task in TASKS.items() for template in task.templates)
+
+
 def task_of_instruction(instruction: str) -> str | None:
     """The task whose wordings (`templates`) produce `instruction`, or None: a dataset's instruction
     names its task without a task column (wordings overlap in words, e.g. "move the …", not in form)."""
-    for name, task in TASKS.items():
-        for template in task.templates:
-            pattern = re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
-            if re.fullmatch(re.sub(r"\{\w+\}", r"[\\w-]+", pattern), instruction.strip()):
-                return name
-    return None
+    return next((name for name, pattern in _instruction_patterns() if pattern.fullmatch(instruction.strip())), None)
 
 
 def make_task(name: str) -> Task:
