@@ -49,32 +49,44 @@ class VocabularyTextEncoder(TextEncoder):
     sorted order. A prompt becomes ``LayerNorm(word embedding + learned position embedding)`` per
     word, at most ``max_length`` words, zero past its end.
 
+    ``context_layers`` > 0 adds that many pre-norm transformer-encoder layers over the prompt's words,
+    so each word's embedding knows its neighbours, as UMT5's do: without them "red" is the same token in
+    "the red cube on the blue pad" and "the blue cube on the red pad", and Wan's cross-attention (which
+    never updates the text) has to bind colours to objects from word positions alone.
+
     To save and rebuild: ``VocabularyTextEncoder(**encoder.config)`` then ``load_state_dict``.
     """
 
-    def __init__(self, vocabulary: Iterable[str], dim: int = 64, max_length: int = 16):
+    def __init__(self, vocabulary: Iterable[str], dim: int = 64, max_length: int = 16, context_layers: int = 0, context_heads: int = 4):
         super().__init__()
         self.vocabulary = sorted(set(vocabulary))
         self.dim = dim
         self.max_length = max_length
+        self.context_layers = context_layers
+        self.context_heads = context_heads
         self._ids = {word: index for index, word in enumerate(self.vocabulary, start=2)}
         self.word_embedding = nn.Embedding(2 + len(self.vocabulary), dim, padding_idx=0)
         self.position_embedding = nn.Parameter(torch.randn(max_length, dim) * 0.02)
         self.norm = nn.LayerNorm(dim)
+        self.context = None
+        if context_layers:
+            layer = nn.TransformerEncoderLayer(dim, context_heads, dim_feedforward=4 * dim, dropout=0.0, batch_first=True, norm_first=True)
+            self.context = nn.TransformerEncoder(layer, context_layers, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
 
     @classmethod
-    def from_instructions(
-        cls, instructions: Iterable[str], dim: int = 64, max_length: int = 16
-    ) -> VocabularyTextEncoder:
+    def from_instructions(cls, instructions: Iterable[str], **options) -> VocabularyTextEncoder:
         """The vocabulary is every word of the given instructions (e.g. all task instructions of a
-        dataset)."""
+        dataset); `options` are the other `__init__` arguments."""
         vocabulary = {word for instruction in instructions for word in split_words(instruction)}
-        return cls(vocabulary, dim=dim, max_length=max_length)
+        return cls(vocabulary, **options)
 
     @property
     def config(self) -> dict:
         """Everything ``__init__`` needs to rebuild this encoder (the weights are in ``state_dict``)."""
-        return {"vocabulary": list(self.vocabulary), "dim": self.dim, "max_length": self.max_length}
+        config = {"vocabulary": list(self.vocabulary), "dim": self.dim, "max_length": self.max_length}
+        if self.context_layers:  # older checkpoints have no such keys
+            config.update(context_layers=self.context_layers, context_heads=self.context_heads)
+        return config
 
     def tokenize(self, prompts: list[str]) -> Tensor:
         """Token ids ``(B, max_length)``, long, padded with 0 and truncated to ``max_length``."""
@@ -88,6 +100,12 @@ class VocabularyTextEncoder(TextEncoder):
         ids = self.tokenize(prompts).to(self.word_embedding.weight.device)
         mask = ids != 0
         embeddings = self.norm(self.word_embedding(ids) + self.position_embedding)
+        if self.context is not None:
+            # An empty prompt (guidance's unconditional branch) would attend to nothing: let it attend to its
+            # first slot, whose output is zeroed below like every padding slot.
+            attends = mask.clone()
+            attends[:, 0] = True
+            embeddings = self.context(embeddings, src_key_padding_mask=~attends)
         # LayerNorm's bias would make padding non-zero; the transformer must see exact zeros there.
         return embeddings.float().masked_fill(~mask.unsqueeze(-1), 0.0), mask
 

@@ -68,6 +68,24 @@ def test_rebuild_from_config_and_state_dict_gives_identical_outputs():
         assert torch.equal(a, b)
 
 
+def test_context_layers_make_a_word_depend_on_its_neighbours_and_keep_padding_zero():
+    instructions = ["put the red cube on the blue pad", "put the blue cube on the red pad"]
+    plain = VocabularyTextEncoder.from_instructions(instructions, dim=8)
+    contextual = VocabularyTextEncoder.from_instructions(instructions, dim=8, context_layers=2, context_heads=2)
+    for encoder, binds in ((plain, False), (contextual, True)):
+        embeddings, mask = encoder(instructions + [""])
+        assert torch.isfinite(embeddings).all()
+        assert torch.equal(embeddings[2], torch.zeros(16, 8)) and not mask[2].any()  # guidance's empty prompt
+        assert (embeddings[:2, 8:] == 0).all()
+        # The same word at the same position: without context the same token whatever follows it.
+        swapped_positions = encoder(["red cube", "red pad"])[0][:, 0]
+        assert torch.allclose(swapped_positions[0], swapped_positions[1]) != binds
+    rebuilt = VocabularyTextEncoder(**contextual.config)
+    rebuilt.load_state_dict(contextual.state_dict())
+    assert torch.equal(rebuilt(instructions)[0], contextual(instructions)[0])
+    assert "context_layers" not in plain.config  # checkpoints written before context layers rebuild unchanged
+
+
 def test_make_text_encoder_builds_by_name():
     assert make_text_encoder("vocabulary", vocabulary=["a", "b"], dim=4).dim == 4
     assert make_text_encoder("vocabulary", instructions=INSTRUCTIONS).vocabulary[0] == "2"

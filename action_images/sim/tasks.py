@@ -255,6 +255,7 @@ class PickPlace(Task):
         data.mocap_pos[self.model.body("pad").mocapid[0]] = [*pad, TABLE_HEIGHT]
         for geom, colour in zip(("cube0", "cube1", "pad"), colours):
             self._set_colour(geom, colour)
+        self.colours = colours  # of cube0, cube1 and the pad
         self.target_cube = f"cube{rng.integers(2)}"
         return self._instruction(rng, cube=colours[int(self.target_cube[-1])], pad=colours[2])
 

@@ -13,6 +13,8 @@
 # READOUT=0.2 (Action Images only) sets the goal readout's loss weight (model.goal_readout_weight; default 0.05).
 # EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default here
 # intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23).
+# TEXT_CONTEXT=2 (Action Images only) gives the vocabulary text encoder that many self-attention layers over the
+# instruction's words (text_encoder.context_layers; default 0, the word embeddings alone: BENCHMARKS session 24).
 # COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.31× the steps per minute in make bench).
 set -e
 cd "$(dirname "$0")/../.."  # the repository root
@@ -29,6 +31,7 @@ case "$MODEL" in
       --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' \
       --model.init_args.goal_readout_weight ${READOUT:-0.05} --model.init_args.goal_readout_min_noise 0.5 --model.init_args.timestep_shift 3.0 \
       --model.init_args.action_loss_on ${EMPHASIS:-intensity} \
+      --model.init_args.text_encoder "{name: vocabulary, dim: 64, max_length: 16, context_layers: ${TEXT_CONTEXT:-0}}" \
       --model.init_args.canvas $CANVAS --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS --model.init_args.lr_schedule ${SCHEDULE:-steps} --model.init_args.compile ${COMPILE:-false} \
       --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN --model.init_args.samples_dir $RUN/samples ;;
   nocache)
