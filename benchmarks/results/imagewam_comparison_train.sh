@@ -10,6 +10,8 @@
 # SCHEDULE=time (Action Images only) decays the learning rate over the minutes instead of STEPS (model.lr_schedule).
 # MATCHING='push|slide' trains on the episodes whose instruction matches (data.instructions_matching), e.g. one task.
 # IMAGE_SIZE=48 trains on larger clips (data.image_size; default 32): the same patch-4 codec, so more tokens.
+# CODEC_PATCH=8 (Action Images only) sets the patch codec's block size (model.codec.patch; default 4): with IMAGE_SIZE=64
+# the tokens are as many as at 32² with patch 4, each made of four times the pixels (BENCHMARKS session 24).
 # READOUT=0.2 (Action Images only) sets the goal readout's loss weight (model.goal_readout_weight; default 0.05).
 # EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default here
 # intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23).
@@ -30,7 +32,7 @@ case "$MODEL" in
     $A fit --config configs/sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
       --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' \
       --model.init_args.goal_readout_weight ${READOUT:-0.05} --model.init_args.goal_readout_min_noise 0.5 --model.init_args.timestep_shift 3.0 \
-      --model.init_args.action_loss_on ${EMPHASIS:-intensity} \
+      --model.init_args.action_loss_on ${EMPHASIS:-intensity} --model.init_args.codec "{name: patch, patch: ${CODEC_PATCH:-4}}" \
       --model.init_args.text_encoder "{name: vocabulary, dim: 64, max_length: 16, context_layers: ${TEXT_CONTEXT:-0}}" \
       --model.init_args.canvas $CANVAS --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS --model.init_args.lr_schedule ${SCHEDULE:-steps} --model.init_args.compile ${COMPILE:-false} \
       --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN --model.init_args.samples_dir $RUN/samples ;;
