@@ -567,6 +567,49 @@ readout's point (`action-images eval --checkpoint runs/ai_s23_balanced/lightning
 """
 
 
+SESSION_24 = """**Session 24: the first plan does not find the named cube.** Why run W's approach fails (session 23):
+`python tools/diagnose_grounding.py --run RUN --scenes 20` (new, ~1 minute) plans once from the home pose of 20 unseen
+`pick_place` scenes (2 steps, guidance 2, best of 4) with the scene's instruction, and again with the same noise and
+the same words naming the other cube; then with the other cube taken out of sight, and with the pad named in a colour
+the scene lacks. At the plan's end (12 steps) the scripted expert is exactly above the named cube (0.0 cm on the table
+plane), and its positions for the two cubes lie a median 19.0 cm apart:
+
+| first pick_place plans (`tools/diagnose_grounding.py`) | run T | run V | run W | run X | run Y |
+|---|---|---|---|---|---|
+| plan end to the named cube, median (within 4 cm) | **5.1 cm (35 %)** | 12.6 cm (32 %) | 9.9 cm (22 %) | 13.3 cm (8 %) | 13.4 cm (0 %) |
+| to the other cube / to the pad | 18.1 / 16.7 cm | 15.2 / 17.7 cm | 15.1 / 16.8 cm | 15.4 / 13.3 cm | 12.9 / 14.1 cm |
+| nearer the named cube than the other | **80 %** | 55 % | 60 % | 52 % | 52 % |
+| the other cube out of sight: plan end to the named cube (within 4 cm) | **3.6 cm (55 %)** | 4.5 cm (40 %) | 7.0 cm (30 %) | 10.1 cm (10 %) | 10.5 cm (10 %) |
+| renaming the cube moves the plan's end by (the expert's: 19.0 cm) | **13.0 cm** | 5.3 cm | 5.3 cm | 3.2 cm | 0.9 cm |
+| naming the pad in a colour the scene lacks moves it by | 2.1 cm | 3.9 cm | 2.1 cm | 4.0 cm | 2.9 cm |
+
+Run W reads which cube is named only weakly (the name moves its plan a quarter as far as it moves the expert's), and
+even with one cube left its plan ends 7 cm from it; its closed loop then drifts to the pad, the large object it does
+see. Run T, trained with the same recipe but the "intensity" emphasis, grounds far better (80 % of plans nearer the
+named cube, 13 cm moved by the name) — and failed pick_place at the grasp (session 23) — while run V, also
+"intensity", localises a lone cube but not which one is named. One run each, so what separates T from W may be the
+emphasis (T weighed open-gripper frames, the approach, 3.5 times the closed ones) or the seed; the grounding of the
+approach is fragile across runs of one recipe, and no run yet has both it and the grasp. Two levers, each one
+55-minute run of run W's recipe, made it worse:
+
+- *Run X*, contextual text: the vocabulary encoder gives each word one embedding and Wan's cross-attention never
+  updates the text, so "red" is the same token in "the red cube on the blue pad" and "the blue cube on the red pad";
+  UMT5's embeddings, and ImageWAM's text stream (joint attention), are contextual. `text_encoder.context_layers: 2`
+  (new: two pre-norm self-attention layers over the words; `test_context_layers_make_a_word_depend_on_its_neighbours_and_keep_padding_zero`),
+  `MODEL=actionimages RUN=runs/ai_s24_context STEPS=30000 MINUTES=55 SCHEDULE=time COMPILE=true EMPHASIS=balanced
+  TEXT_CONTEXT=2 bash benchmarks/results/imagewam_comparison_train.sh`: 8,170 steps, held-out position error 4.3 / 3.7
+  cm mean / median (run W 3.3 / 2.7), and no better grounding. Binding words to roles is not what is missing.
+- *Run Y*, the pixels without the tokens: 64² images through a patch-8 codec (the cube ~4 px across instead of ~2, the
+  same tokens; tried early on with the joint canvas, the `model_64.json` row above), `… IMAGE_SIZE=64 CODEC_PATCH=8` (new option of
+  the script) with `RUN=runs/ai_s24_64p8`: 0.56 s a step against run W's 0.39, 5,925 steps, held-out error 6.8 / 5.8
+  cm, and the weakest grounding of all (renaming the cube moves its plan 0.9 cm). At this budget finer pixels cost
+  more steps than they give.
+
+Neither run was evaluated in closed loop: their first plans ground worse than run W's, whose closed loop scores 74 /
+0 / 0 %.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -800,6 +843,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_22}
 
 {SESSION_23}
+
+{SESSION_24}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
