@@ -574,22 +574,25 @@ the same words naming the other cube; then with the other cube taken out of sigh
 the scene lacks. At the plan's end (12 steps) the scripted expert is exactly above the named cube (0.0 cm on the table
 plane), and its positions for the two cubes lie a median 19.0 cm apart:
 
-| first pick_place plans (`tools/diagnose_grounding.py`) | run T | run V | run W | run X | run Y |
-|---|---|---|---|---|---|
-| plan end to the named cube, median (within 4 cm) | **5.1 cm (35 %)** | 12.6 cm (32 %) | 9.9 cm (22 %) | 13.3 cm (8 %) | 13.4 cm (0 %) |
-| to the other cube / to the pad | 18.1 / 16.7 cm | 15.2 / 17.7 cm | 15.1 / 16.8 cm | 15.4 / 13.3 cm | 12.9 / 14.1 cm |
-| nearer the named cube than the other | **80 %** | 55 % | 60 % | 52 % | 52 % |
-| the other cube out of sight: plan end to the named cube (within 4 cm) | **3.6 cm (55 %)** | 4.5 cm (40 %) | 7.0 cm (30 %) | 10.1 cm (10 %) | 10.5 cm (10 %) |
-| renaming the cube moves the plan's end by (the expert's: 19.0 cm) | **13.0 cm** | 5.3 cm | 5.3 cm | 3.2 cm | 0.9 cm |
-| naming the pad in a colour the scene lacks moves it by | 2.1 cm | 3.9 cm | 2.1 cm | 4.0 cm | 2.9 cm |
+| first pick_place plans (`tools/diagnose_grounding.py`) | run S | run T | run V | run W | run X | run Y |
+|---|---|---|---|---|---|---|
+| plan end to the named cube, median (within 4 cm) | 6.7 cm (35 %) | **5.1 cm (35 %)** | 12.6 cm (32 %) | 9.9 cm (22 %) | 13.3 cm (8 %) | 13.4 cm (0 %) |
+| to the other cube / to the pad | 17.4 / 17.5 cm | 18.1 / 16.7 cm | 15.2 / 17.7 cm | 15.1 / 16.8 cm | 15.4 / 13.3 cm | 12.9 / 14.1 cm |
+| nearer the named cube than the other | 75 % | **80 %** | 55 % | 60 % | 52 % | 52 % |
+| the other cube out of sight: plan end to the named cube (within 4 cm) | 4.8 cm (40 %) | **3.6 cm (55 %)** | 4.5 cm (40 %) | 7.0 cm (30 %) | 10.1 cm (10 %) | 10.5 cm (10 %) |
+| renaming the cube moves the plan's end by (the expert's: 19.0 cm) | 12.6 cm | **13.0 cm** | 5.3 cm | 5.3 cm | 3.2 cm | 0.9 cm |
+| naming the pad in a colour the scene lacks moves it by | 2.4 cm | 2.1 cm | 3.9 cm | 2.1 cm | 4.0 cm | 2.9 cm |
 
 Run W reads which cube is named only weakly (the name moves its plan a quarter as far as it moves the expert's), and
 even with one cube left its plan ends 7 cm from it; its closed loop then drifts to the pad, the large object it does
-see. Run T, trained with the same recipe but the "intensity" emphasis, grounds far better (80 % of plans nearer the
-named cube, 13 cm moved by the name) — and failed pick_place at the grasp (session 23) — while run V, also
-"intensity", localises a lone cube but not which one is named. One run each, so what separates T from W may be the
-emphasis (T weighed open-gripper frames, the approach, 3.5 times the closed ones) or the seed; the grounding of the
-approach is fragile across runs of one recipe, and no run yet has both it and the grasp. Two levers, each one
+see. Runs S (run P's recipe, 45 minutes) and T, trained with the "intensity" emphasis, ground far better (75–80 % of
+plans nearer the named cube, 13 cm moved by the name) and failed pick_place at the grasp (session 23); run V, also
+"intensity" but with the readout weighted 4×, localises a lone cube but not which one is named. The likely reason:
+"intensity" weighed every latent of an open-gripper frame at least 3.5 times a closed one's, and in pick_place the
+fingers are open during the approach and the descent (and the release), so runs S and T learned the approach with 3.5 times the
+weight run W gives it, where "balanced" weighs every frame alike. One run per recipe, so the seed may share the
+blame; no run yet has both the approach and the grasp. The lever this points to: keep "balanced" for the gripper and
+weight the approach explicitly (the clips before the grasp, or the episodes' starts). Two other levers, each one
 55-minute run of run W's recipe, made it worse:
 
 - *Run X*, contextual text: the vocabulary encoder gives each word one embedding and Wan's cross-attention never
