@@ -587,13 +587,14 @@ Run W reads which cube is named only weakly (the name moves its plan a quarter a
 even with one cube left its plan ends 7 cm from it; its closed loop then drifts to the pad, the large object it does
 see. Runs S (run P's recipe, 45 minutes) and T, trained with the "intensity" emphasis, ground far better (75–80 % of
 plans nearer the named cube, 13 cm moved by the name) and failed pick_place at the grasp (session 23); run V, also
-"intensity" but with the readout weighted 4×, localises a lone cube but not which one is named. The likely reason:
-"intensity" weighed every latent of an open-gripper frame at least 3.5 times a closed one's, and in pick_place the
-fingers are open during the approach and the descent (and the release), so runs S and T learned the approach with 3.5 times the
-weight run W gives it, where "balanced" weighs every frame alike. One run per recipe, so the seed may share the
-blame; no run yet has both the approach and the grasp. The lever this points to: keep "balanced" for the gripper and
-weight the approach explicitly (the clips before the grasp, or the episodes' starts). Two other levers, each one
-55-minute run of run W's recipe, made it worse:
+"intensity" but with the readout weighted 4×, localises a lone cube but not which one is named. The two emphases
+differ only in closed-finger frames (push, reach, carrying): "balanced" weighs B's background there at 1 + w/4 = 3.5
+where "intensity" weighed it 1, and since each sample's loss is normalised by its weights, that dilutes the drawn
+Gaussians' share of every closed clip's loss by about 1.8×; an approach clip (open fingers) is weighed alike by both.
+So either the sharper Gaussian weighting of push and reach clips taught T and S to localise objects, or the seed
+did: one run per recipe cannot tell, and no run yet has both the approach and the grasp. The lever this points to:
+an unbiased emphasis at the closed level ("balanced" with B's background weighed 1 in both states), trained twice.
+Two other levers, each one 55-minute run of run W's recipe, made the grounding worse:
 
 - *Run X*, contextual text: the vocabulary encoder gives each word one embedding and Wan's cross-attention never
   updates the text, so "red" is the same token in "the red cube on the blue pad" and "the blue cube on the red pad";
