@@ -592,8 +592,10 @@ differ only in closed-finger frames (push, reach, carrying): "balanced" weighs B
 where "intensity" weighed it 1, and since each sample's loss is normalised by its weights, that dilutes the drawn
 Gaussians' share of every closed clip's loss by about 1.8×; an approach clip (open fingers) is weighed alike by both.
 So either the sharper Gaussian weighting of push and reach clips taught T and S to localise objects, or the seed
-did: one run per recipe cannot tell, and no run yet has both the approach and the grasp. The lever this points to:
-an unbiased emphasis at the closed level ("balanced" with B's background weighed 1 in both states), trained twice.
+did: one run per recipe cannot tell, and no run yet has both the approach and the grasp. (On 60 scenes the gap holds:
+run T 77 % nearer the named cube, 13.3 cm moved by the name, 4.1 cm from a lone cube; run W 62 %, 4.7 cm, 8.1 cm.)
+The lever this points to, for two seeds: an emphasis unbiased at the closed level, `action_loss_on: gaussians` (B's
+background weighed 1 in both states, the drawn Gaussians as under "intensity"; `EMPHASIS=gaussians`).
 Two other levers, each one 55-minute run of run W's recipe, made the grounding worse:
 
 - *Run X*, contextual text: the vocabulary encoder gives each word one embedding and Wan's cross-attention never
