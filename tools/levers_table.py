@@ -595,7 +595,7 @@ So either the sharper Gaussian weighting of push and reach clips taught T and S 
 did: one run per recipe cannot tell, and no run yet has both the approach and the grasp. (On 60 scenes the gap holds:
 run T 77 % nearer the named cube, 13.3 cm moved by the name, 4.1 cm from a lone cube; run W 62 %, 4.7 cm, 8.1 cm.)
 The lever this points to, for two seeds: an emphasis unbiased at the closed level, `action_loss_on: gaussians` (B's
-background weighed 1 in both states, the drawn Gaussians as under "intensity"; `EMPHASIS=gaussians`).
+background weighed 1 in both states and only the drawn Gaussians weighed up; `EMPHASIS=gaussians`).
 Two other levers, each one 55-minute run of run W's recipe, made the grounding worse:
 
 - *Run X*, contextual text: the vocabulary encoder gives each word one embedding and Wan's cross-attention never
