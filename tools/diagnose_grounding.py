@@ -22,7 +22,6 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -51,17 +50,18 @@ def demonstrated_end(env, seed: int, cube: int, steps: int) -> np.ndarray:
     return observation["ee_pose"][:2].copy()
 
 
-def plan_without_other_cube(env, observation: dict, other: int, policy, seed: int) -> np.ndarray:
-    """The first plan's end (table plane) with the cube not named taken out of every camera's sight."""
-    saved = env.data.qpos.copy()
-    env.task._set_free_body(env.data, f"cube{other}", np.array([0.0, 3.0, 0.0]), 0.0)
-    mujoco.mj_forward(env.model, env.data)
-    seen = {**observation, "images": env._observe()["images"]}
-    env.data.qpos[:] = saved
-    mujoco.mj_forward(env.model, env.data)
-    torch.manual_seed(seed)
+def plan_end(policy, observation: dict) -> np.ndarray:
+    """Where a first plan from `observation` ends (table plane), with the policy's noise restarted, so every probe
+    of a scene draws the same noise."""
     policy.reset()
-    return policy.plan(seen)[-1][:2]
+    return policy.plan(observation)[-1][:2]
+
+
+def without_cube(env, observation: dict, cube: int) -> dict:
+    """`observation` with `cube` taken out of every camera's sight (until the next `env.reset`)."""
+    env.task._set_free_body(env.data, f"cube{cube}", np.array([0.0, 3.0, 0.0]), 0.0)
+    mujoco.mj_forward(env.model, env.data)
+    return {**observation, "images": {name: env.render_camera(name) for name in env.camera_names}}
 
 
 def main() -> None:
@@ -80,21 +80,15 @@ def main() -> None:
         named = int(task.target_cube[-1])
         cubes = [task.body_position(env.data, f"cube{i}")[:2] for i in (0, 1)]
         pad = task.body_position(env.data, "pad")[:2]
-        swapped = renamed(observation["instruction"], task.colours[named], task.colours[1 - named])
-        ends = []
-        for cube, instruction in ((named, observation["instruction"]), (1 - named, swapped)):
-            torch.manual_seed(seed)
-            policy.reset()
-            end = policy.plan({**observation, "instruction": instruction})[-1][:2]
-            ends.append(end)
+        instruction = observation["instruction"]
+        absent = next(colour for colour in COLOURS if colour not in task.colours)  # a pad colour the scene lacks
+        ends = [plan_end(policy, observation),
+                plan_end(policy, {**observation, "instruction": renamed(instruction, task.colours[named], task.colours[1 - named])})]
+        for cube, end in zip((named, 1 - named), ends):
             rows.append([np.linalg.norm(end - p) for p in (cubes[cube], cubes[1 - cube], pad)])
         moved.append(np.linalg.norm(ends[0] - ends[1]))
-        absent = next(colour for colour in COLOURS if colour not in task.colours)  # a pad colour the scene lacks
-        torch.manual_seed(seed)
-        policy.reset()
-        pad_renamed = renamed(observation["instruction"], task.colours[2], absent)
-        alone.append(np.linalg.norm(plan_without_other_cube(env, observation, 1 - named, policy, seed) - cubes[named]))
-        moved_by_pad.append(np.linalg.norm(ends[0] - policy.plan({**observation, "instruction": pad_renamed})[-1][:2]))
+        moved_by_pad.append(np.linalg.norm(ends[0] - plan_end(policy, {**observation, "instruction": renamed(instruction, task.colours[2], absent)})))
+        alone.append(np.linalg.norm(plan_end(policy, without_cube(env, observation, 1 - named)) - cubes[named]))
         demonstrated = demonstrated_end(env, seed, named, horizon)
         between.append(np.linalg.norm(demonstrated - demonstrated_end(env, seed, 1 - named, horizon)))
         expert_to_cube.append(np.linalg.norm(demonstrated - cubes[named]))

@@ -581,7 +581,7 @@ plane), and its positions for the two cubes lie a median 19.0 cm apart:
 | nearer the named cube than the other | 75 % | **80 %** | 55 % | 60 % | 52 % | 52 % |
 | the other cube out of sight: plan end to the named cube (within 4 cm) | 4.8 cm (40 %) | **3.6 cm (55 %)** | 4.5 cm (40 %) | 7.0 cm (30 %) | 10.1 cm (10 %) | 10.5 cm (10 %) |
 | renaming the cube moves the plan's end by (the expert's: 19.0 cm) | 12.6 cm | **13.0 cm** | 5.3 cm | 5.3 cm | 3.2 cm | 0.9 cm |
-| naming the pad in a colour the scene lacks moves it by | 2.4 cm | 2.1 cm | 3.9 cm | 2.1 cm | 4.0 cm | 2.9 cm |
+| naming the pad in a colour the scene lacks moves it by | 1.5 cm | 1.2 cm | 5.2 cm | 1.9 cm | 2.4 cm | 1.3 cm |
 
 Run W reads which cube is named only weakly (the name moves its plan a quarter as far as it moves the expert's), and
 even with one cube left its plan ends 7 cm from it; its closed loop then drifts to the pad, the large object it does
