@@ -641,8 +641,8 @@ approach clip. One reading, untested: the loss then asks everywhere in the frame
 model can only answer by knowing where the approach ends. The price is the gripper bias of session 23
 (run T closed its fingers late and failed the grasp). Run Z2 in closed loop, `pick_place` only (`RUN=runs/ai_s25_intensity_seed2 LABEL=ai_s25_intensity_seed2 CLOSED_ONLY=1
 TASKS=pick_place bash benchmarks/results/closed_loop/evaluate_run.sh`, 50 episodes, the usual settings): **12 %
-[6 %, 24 %]**, the best Action Images `pick_place` yet (run P 8 %, run T 4 %, run W 0 %; ImageWAM 56 %); reach and
-push were not run for lack of time. The next lever follows: keep "intensity" for the approach and
+[6 %, 24 %]**, the best Action Images `pick_place` yet (run P 8 %, run T 4 %, run W 0 %; ImageWAM 56 %); reach and push
+(`LABEL=ai_s25_intensity_seed2_rp TASKS="reach push"`): reach 78 % [65 %, 87 %], push 0 % [0 %, 7 %] (run T 82 / 2 %). The next lever follows: keep "intensity" for the approach and
 correct the grasp another way (a gripper-state readout, or B's closed level weighed alike only within a few frames of
 the close), judged first with this diagnosis and then `tools/diagnose_tasks.py --task pick_place --expert-until grasp`.
 """
