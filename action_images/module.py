@@ -34,6 +34,17 @@ from rendering.decoder import decode_action_images
 from rendering.renderer import GRIPPER_BACKGROUND
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
+EMPHASES = ("intensity", "balanced", "gaussians", "near_close")
+
+
+def closed_near_open(blue: torch.Tensor, window: int) -> torch.Tensor:
+    """(..., T, H, W) B channels of action images → (..., T) whether a frame shows the gripper closed
+    within `window` frames of one that shows it open. A frame's state is its background (SPEC §3),
+    read as the median of B, which the few drawn Gaussian pixels do not move."""
+    is_open = (blue.flatten(-2).median(-1).values > GRIPPER_BACKGROUND / 2).float()
+    frames = is_open.shape[-1]
+    near_open = torch.nn.functional.max_pool1d(is_open.reshape(-1, 1, frames), 2 * window + 1, stride=1, padding=window)
+    return (is_open == 0) & (near_open.reshape(is_open.shape) > 0)
 
 
 class ActionImagesModule(TrainingModule):
@@ -53,7 +64,11 @@ class ActionImagesModule(TrainingModule):
         action_loss_weight: w in 1 + w·g on generated action latents (pixel-like codecs only), where g is
             chosen by `action_loss_on`: "intensity" (the action image itself, B's gripper background
             included), "balanced" (the same, with B's background weighed as if open in both gripper
-            states) or "gaussians" (only the drawn Gaussians: the few pixels that carry the pose).
+            states), "gaussians" (only the drawn Gaussians: the few pixels that carry the pose) or
+            "near_close" ("intensity", except that a closed frame within `action_loss_close_window`
+            frames of an open one in the clip weighs its background as if open: the bias towards
+            "open" is removed where the gripper changes state and kept elsewhere, since "intensity"
+            is the only emphasis whose plans find the named object: BENCHMARKS session 25).
             Under "intensity" a closed frame's background weighs 1 and an open one's 1 + w/4, which
             moves the loss's optimum towards "open": the decoded gripper closes only where the model
             is more than (1 + w/4)/(2 + w/4) sure it is closed (78 % at w = 10). "balanced" keeps the
@@ -103,6 +118,7 @@ class ActionImagesModule(TrainingModule):
         timestep_shift: float = 5.0,
         action_loss_weight: float = 0.0,
         action_loss_on: str = "intensity",
+        action_loss_close_window: int = 2,
         predict_change: list[str] | None = None,
         text_dropout: float = 0.05,
         observation_dropout: float = 0.0,
@@ -150,8 +166,8 @@ class ActionImagesModule(TrainingModule):
         if not any(p for m, p in self.mode_mix.items() if m is not Mode.POLICY) and self.canvas_kind is Mode.JOINT:
             raise ValueError(f"mode_mix {mix} leaves the joint canvas without a mode: give joint, a2v, v2a or video a weight")
         self.prediction = Prediction.parse(prediction)
-        if action_loss_on not in ("intensity", "balanced", "gaussians"):
-            raise ValueError(f"action_loss_on must be 'intensity', 'balanced' or 'gaussians', got {action_loss_on!r}")
+        if action_loss_on not in EMPHASES:
+            raise ValueError(f"action_loss_on must be one of {EMPHASES}, got {action_loss_on!r}")
         self.change_kinds = {SegmentKind(kind) for kind in (predict_change or [])}
         if self.change_kinds and self.prediction is not Prediction.X0:
             raise ValueError(f"predict_change={predict_change} needs prediction='x0', got {prediction!r}")
@@ -256,12 +272,16 @@ class ActionImagesModule(TrainingModule):
 
     def action_emphasis_latents(self, action_images: torch.Tensor) -> torch.Tensor:
         """(B, V, T, 3, H, W) action images → per-latent emphasis in [0, 1] for `action_loss_on`
-        "gaussians" (B above its gripper background: only the drawn Gaussians) or "balanced" (B's
+        "gaussians" (B above its gripper background: only the drawn Gaussians), "balanced" (B's
         background at its open level whatever the gripper's state, SPEC §3: B ≤ 0.25 is 0.25 open,
-        0 closed), R and G as they are, through the (pixel-like) codec."""
+        0 closed) or "near_close" (at its open level in the closed frames near an open one), R and G
+        as they are, through the (pixel-like) codec."""
         red, green, blue = action_images.unbind(-3)
         if self.hparams.action_loss_on == "gaussians":
             blue = ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)
+        elif self.hparams.action_loss_on == "near_close":
+            lifted = closed_near_open(blue, self.hparams.action_loss_close_window)
+            blue = torch.where(lifted[..., None, None], blue.clamp(min=GRIPPER_BACKGROUND), blue)
         else:
             blue = blue.clamp(min=GRIPPER_BACKGROUND)
         return ((self.encode_segments(torch.stack([red, green, blue], -3)) + 1) / 2).clamp(0, 1)

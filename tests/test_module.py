@@ -135,6 +135,31 @@ def test_balanced_emphasis_weighs_both_gripper_states_alike(dataset):
         tiny_module(action_loss_on="gripper")
 
 
+def test_near_close_emphasis_lifts_only_closed_frames_near_an_open_one(dataset):
+    from rendering.renderer import render_action_images
+    from action_images.module import closed_near_open
+    from action_images.roundtrip import demo_cameras, sample_trajectory
+
+    positions, rotations, _ = sample_trajectory(6)
+    cameras = demo_cameras(views=2, size=16)
+    gripper = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # opens for two frames, then closes
+    images = render_action_images(positions, rotations, gripper, cameras)[None]  # (1, V, T, 3, H, W)
+    lifted = closed_near_open(images[:, :, :, 2], window=2)
+    assert lifted.tolist() == [[[False, False, True, True, False, False]] * 2]
+    data = data_module(dataset)
+    data.setup()
+    near_close = tiny_module(action_loss_on="near_close", action_loss_close_window=2, instructions=data.instructions())
+    weight = near_close.action_emphasis_latents(images)
+    intensity = ((near_close.encode_segments(images) + 1) / 2).clamp(0, 1)
+    as_open = ((near_close.encode_segments(torch.cat([images[..., :2, :, :], images[..., 2:, :, :].clamp(min=0.25)], -3)) + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(weight[:, :, :, [0, 1, 4, 5]], intensity[:, :, :, [0, 1, 4, 5]])  # as "intensity" away from the close
+    torch.testing.assert_close(weight[:, :, :, [2, 3]], as_open[:, :, :, [2, 3]])  # as if open just after it
+    assert weight[:, :, :, 2].sum() > 1.3 * intensity[:, :, :, 2].sum()
+    batch = next(iter(data.train_dataloader()))
+    loss, *_ = near_close.diffusion_loss(batch, [Mode.JOINT] * len(batch["instruction"]), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+
+
 def test_mode_mix_and_per_mode_losses(dataset):
     module = tiny_module(mode_mix={"joint": 0.5, "a2v": 0.25, "v2a": 0.25})
     data = data_module(dataset)

@@ -14,7 +14,8 @@
 # the tokens are as many as at 32² with patch 4, each made of four times the pixels (BENCHMARKS session 24).
 # READOUT=0.2 (Action Images only) sets the goal readout's loss weight (model.goal_readout_weight; default 0.05).
 # EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default here
-# intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23).
+# intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23). EMPHASIS=near_close
+# keeps intensity but weighs a closed frame's background as if open within CLOSE_WINDOW frames (default 2) of an open one.
 # TEXT_CONTEXT=2 (Action Images only) gives the vocabulary text encoder that many self-attention layers over the
 # instruction's words (text_encoder.context_layers; default 0, the word embeddings alone: BENCHMARKS session 24).
 # SEED=2 trains from another seed (seed_everything; default 1, as every run so far).
@@ -33,7 +34,7 @@ case "$MODEL" in
     $A fit --config configs/sim_cpu.yaml "${DATA[@]}" "${BUDGET[@]}" \
       --model.init_args.transformer '{patch_size: [2, 2, 2], num_attention_heads: 4, attention_head_dim: 32, ffn_dim: 512, num_layers: 4, freq_dim: 64, rope_max_seq_len: 256, num_slot_ids: 6, pooled_text: true}' \
       --model.init_args.goal_readout_weight ${READOUT:-0.05} --model.init_args.goal_readout_min_noise 0.5 --model.init_args.timestep_shift 3.0 \
-      --model.init_args.action_loss_on ${EMPHASIS:-intensity} --model.init_args.codec "{name: patch, patch: ${CODEC_PATCH:-4}}" \
+      --model.init_args.action_loss_on ${EMPHASIS:-intensity} --model.init_args.action_loss_close_window ${CLOSE_WINDOW:-2} --model.init_args.codec "{name: patch, patch: ${CODEC_PATCH:-4}}" \
       --model.init_args.text_encoder "{name: vocabulary, dim: 64, max_length: 16, context_layers: ${TEXT_CONTEXT:-0}}" \
       --model.init_args.canvas $CANVAS --model.init_args.max_steps $STEPS --trainer.max_steps $STEPS --model.init_args.lr_schedule ${SCHEDULE:-steps} --model.init_args.compile ${COMPILE:-false} \
       --trainer.default_root_dir $RUN --trainer.logger.init_args.save_dir $RUN --model.init_args.samples_dir $RUN/samples ;;
