@@ -34,7 +34,7 @@ from rendering.decoder import decode_action_images
 from rendering.renderer import GRIPPER_BACKGROUND
 
 TRAINING_MODES = (Mode.JOINT, Mode.A2V, Mode.V2A, Mode.VIDEO)
-EMPHASES = ("intensity", "balanced", "gaussians", "near_close")
+EMPHASES = ("intensity", "balanced", "gaussians", "near_close", "gripper_episodes")
 
 
 def closed_near_open(blue: torch.Tensor, window: int) -> torch.Tensor:
@@ -68,7 +68,9 @@ class ActionImagesModule(TrainingModule):
             "near_close" ("intensity", except that a closed frame within `action_loss_close_window`
             frames of an open one in the clip weighs its background as if open: the bias towards
             "open" is removed where the gripper changes state and kept elsewhere, since "intensity"
-            is the only emphasis whose plans find the named object: BENCHMARKS session 25).
+            is the only emphasis whose plans find the named object: BENCHMARKS session 25) or
+            "gripper_episodes" ("balanced" in the clips of episodes that open the gripper at some
+            frame, "intensity" in the others, whose gripper never changes state).
             Under "intensity" a closed frame's background weighs 1 and an open one's 1 + w/4, which
             moves the loss's optimum towards "open": the decoded gripper closes only where the model
             is more than (1 + w/4)/(2 + w/4) sure it is closed (78 % at w = 10). "balanced" keeps the
@@ -270,18 +272,24 @@ class ActionImagesModule(TrainingModule):
         target, valid = last_pose_pixels(batch)
         return goal_readout_loss(logits, target, valid.to(logits.device) & scored[:, None])
 
-    def action_emphasis_latents(self, action_images: torch.Tensor) -> torch.Tensor:
+    def action_emphasis_latents(self, action_images: torch.Tensor, gripper_opens: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, T, 3, H, W) action images → per-latent emphasis in [0, 1] for `action_loss_on`
         "gaussians" (B above its gripper background: only the drawn Gaussians), "balanced" (B's
         background at its open level whatever the gripper's state, SPEC §3: B ≤ 0.25 is 0.25 open,
-        0 closed) or "near_close" (at its open level in the closed frames near an open one), R and G
-        as they are, through the (pixel-like) codec."""
+        0 closed), "near_close" (at its open level in the closed frames near an open one) or
+        "gripper_episodes" (at its open level in the samples whose episode opens the gripper,
+        `gripper_opens` (B,)), R and G as they are, through the (pixel-like) codec."""
         red, green, blue = action_images.unbind(-3)
         if self.hparams.action_loss_on == "gaussians":
             blue = ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)
         elif self.hparams.action_loss_on == "near_close":
             lifted = closed_near_open(blue, self.hparams.action_loss_close_window)
             blue = torch.where(lifted[..., None, None], blue.clamp(min=GRIPPER_BACKGROUND), blue)
+        elif self.hparams.action_loss_on == "gripper_episodes":
+            if gripper_opens is None:
+                raise ValueError('action_loss_on="gripper_episodes" needs the batch\'s "gripper_opens" (datamodules.clips gives it)')
+            lifted = torch.as_tensor(gripper_opens, dtype=torch.bool, device=blue.device)[:, None, None, None, None]
+            blue = torch.where(lifted, blue.clamp(min=GRIPPER_BACKGROUND), blue)
         else:
             blue = blue.clamp(min=GRIPPER_BACKGROUND)
         return ((self.encode_segments(torch.stack([red, green, blue], -3)) + 1) / 2).clamp(0, 1)
@@ -346,7 +354,7 @@ class ActionImagesModule(TrainingModule):
             if self.hparams.action_loss_on == "intensity":
                 emphasis = ((clean + 1) / 2).clamp(0, 1)
             else:
-                emphasis = layout.pack(torch.zeros_like(rgb), self.action_emphasis_latents(batch["action_images"]))
+                emphasis = layout.pack(torch.zeros_like(rgb), self.action_emphasis_latents(batch["action_images"], batch.get("gripper_opens")))
             weight = weight * torch.where(is_action, 1 + self.hparams.action_loss_weight * emphasis, 1.0)
         if short:  # the policy canvas generates only actions: samples without them teach nothing
             weight = weight * batch["has_actions"].to(weight)[:, None, None, None, None]

@@ -20,7 +20,7 @@ import torch
 from datamodules.schema import ACTION_KEY, STATE_KEY
 from rendering.cameras import Cameras
 from rendering.poses import pose_from_vector
-from rendering.renderer import render_action_images
+from rendering.renderer import GRIPPER_OPEN_THRESHOLD, render_action_images
 from rendering.rotations import RotationFormat
 
 
@@ -122,6 +122,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.has_actions:
             self.rotation_format = source.rotation_format(config.pose_key)  # undeclared → a clear error now
         self._cache: dict[int, torch.Tensor] = {}
+        self._gripper_opens: dict[int, bool] = {}
         self._source_size: tuple[int, int] = (0, 0)
         self.decoded = None  # a `datamodules.frame_cache.DecodedFrames` of the source, when one is attached
         lengths = np.array([source.episode_length(e) for e in self.episodes], dtype=np.int64)
@@ -144,6 +145,14 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return int(self.starts[-1])
+
+    def gripper_opens(self, episode: int) -> bool:
+        """Whether the episode holds the gripper open at some frame after its first (pick-and-place
+        does; reaching and pushing close it at once, as the simulator starts every episode open)."""
+        if episode not in self._gripper_opens:
+            vectors = torch.from_numpy(episode_poses(self.source, episode, self.config))
+            self._gripper_opens[episode] = bool((pose_from_vector(vectors, self.rotation_format).gripper[1:] > GRIPPER_OPEN_THRESHOLD).any())
+        return self._gripper_opens[episode]
 
     def locate(self, index: int) -> tuple[int, int]:
         """(episode, start frame) of clip `index`."""
@@ -186,6 +195,7 @@ class ClipDataset(torch.utils.data.Dataset):
             sample.update(
                 intrinsics=cameras.intrinsics, extrinsics=cameras.extrinsics,
                 positions=pose.positions, rotations=pose.rotations, gripper=pose.gripper,
+                gripper_opens=self.gripper_opens(episode),
             )
         else:  # video-only sample: placeholders with the right shapes keep batches uniform
             sample.update(
@@ -193,5 +203,6 @@ class ClipDataset(torch.utils.data.Dataset):
                 intrinsics=torch.eye(3).expand(views, steps, 3, 3).clone(),
                 extrinsics=torch.eye(4).expand(views, steps, 4, 4).clone(),
                 positions=torch.zeros(steps, 3), rotations=torch.eye(3).expand(steps, 3, 3).clone(), gripper=torch.zeros(steps),
+                gripper_opens=False,
             )
         return sample

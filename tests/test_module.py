@@ -160,6 +160,28 @@ def test_near_close_emphasis_lifts_only_closed_frames_near_an_open_one(dataset):
     assert torch.isfinite(loss)
 
 
+def test_gripper_episodes_emphasis_is_balanced_only_where_the_episode_opens_the_gripper(dataset):
+    from rendering.renderer import render_action_images
+    from action_images.roundtrip import demo_cameras, sample_trajectory
+
+    positions, rotations, _ = sample_trajectory(4)
+    images = render_action_images(positions, rotations, torch.zeros(4), demo_cameras(views=2, size=16))[None].repeat(2, 1, 1, 1, 1, 1)
+    data = data_module(dataset)
+    data.setup()
+    module = tiny_module(action_loss_on="gripper_episodes", instructions=data.instructions())
+    weight = module.action_emphasis_latents(images, torch.tensor([True, False]))  # two closed clips: a carry, a push
+    intensity = ((module.encode_segments(images) + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(weight[1], intensity[1])  # an episode whose gripper never opens: as "intensity"
+    assert weight[0].sum() > 1.3 * intensity[0].sum()  # the carry weighs its closed background as if open
+    with pytest.raises(ValueError, match="gripper_opens"):
+        module.action_emphasis_latents(images)
+    batch = next(iter(data.train_dataloader()))
+    clip_opens = (batch["gripper"][:, 1:] > 0.5).any(-1)  # after the clip's first frame, so after the episode's
+    assert batch["gripper_opens"].dtype == torch.bool and bool((batch["gripper_opens"] | ~clip_opens).all())  # a clip that opens is of an episode that does
+    loss, *_ = module.diffusion_loss(batch, [Mode.JOINT] * len(batch["instruction"]), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+
+
 def test_mode_mix_and_per_mode_losses(dataset):
     module = tiny_module(mode_mix={"joint": 0.5, "a2v": 0.25, "v2a": 0.25})
     data = data_module(dataset)

@@ -15,7 +15,8 @@
 # READOUT=0.2 (Action Images only) sets the goal readout's loss weight (model.goal_readout_weight; default 0.05).
 # EMPHASIS=balanced (Action Images only) weighs both gripper states' background alike (model.action_loss_on; default here
 # intensity, as runs P–V were trained, though the configs now say balanced: BENCHMARKS session 23). EMPHASIS=near_close
-# keeps intensity but weighs a closed frame's background as if open within CLOSE_WINDOW frames (default 2) of an open one.
+# keeps intensity but weighs a closed frame's background as if open within CLOSE_WINDOW frames (default 2) of an open one;
+# EMPHASIS=gripper_episodes is balanced in the episodes that open the gripper (pick_place), intensity in the others.
 # TEXT_CONTEXT=2 (Action Images only) gives the vocabulary text encoder that many self-attention layers over the
 # instruction's words (text_encoder.context_layers; default 0, the word embeddings alone: BENCHMARKS session 24).
 # SEED=2 trains from another seed (seed_everything; default 1, as every run so far).
