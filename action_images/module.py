@@ -64,7 +64,7 @@ class ActionImagesModule(TrainingModule):
         action_loss_weight: w in 1 + w·g on generated action latents (pixel-like codecs only), where g is
             chosen by `action_loss_on`: "intensity" (the action image itself, B's gripper background
             included), "balanced" (the same, with B's background weighed as if open in both gripper
-            states), "gaussians" (only the drawn Gaussians: the few pixels that carry the pose) or
+            states), "gaussians" (only the drawn Gaussians: the few pixels that carry the pose),
             "near_close" ("intensity", except that a closed frame within `action_loss_close_window`
             frames of an open one in the clip weighs its background as if open: the bias towards
             "open" is removed where the gripper changes state and kept elsewhere, since "intensity"
@@ -280,18 +280,19 @@ class ActionImagesModule(TrainingModule):
         "gripper_episodes" (at its open level in the samples whose episode opens the gripper,
         `gripper_opens` (B,)), R and G as they are, through the (pixel-like) codec."""
         red, green, blue = action_images.unbind(-3)
-        if self.hparams.action_loss_on == "gaussians":
+        on = self.hparams.action_loss_on
+        if on == "gaussians":
             blue = ((blue - GRIPPER_BACKGROUND) / (1 - GRIPPER_BACKGROUND)).clamp(min=0)
-        elif self.hparams.action_loss_on == "near_close":
-            lifted = closed_near_open(blue, self.hparams.action_loss_close_window)
+        else:  # B's background lifted to its open level in the frames (B, V, T) that `on` names
+            if on == "near_close":
+                lifted = closed_near_open(blue, self.hparams.action_loss_close_window)
+            elif on == "gripper_episodes":
+                if gripper_opens is None:
+                    raise ValueError('action_loss_on="gripper_episodes" needs the batch\'s "gripper_opens" (datamodules.clips gives it)')
+                lifted = torch.as_tensor(gripper_opens, dtype=torch.bool, device=blue.device)[:, None, None].expand(blue.shape[:3])
+            else:  # balanced: every frame
+                lifted = torch.ones(blue.shape[:3], dtype=torch.bool, device=blue.device)
             blue = torch.where(lifted[..., None, None], blue.clamp(min=GRIPPER_BACKGROUND), blue)
-        elif self.hparams.action_loss_on == "gripper_episodes":
-            if gripper_opens is None:
-                raise ValueError('action_loss_on="gripper_episodes" needs the batch\'s "gripper_opens" (datamodules.clips gives it)')
-            lifted = torch.as_tensor(gripper_opens, dtype=torch.bool, device=blue.device)[:, None, None, None, None]
-            blue = torch.where(lifted, blue.clamp(min=GRIPPER_BACKGROUND), blue)
-        else:
-            blue = blue.clamp(min=GRIPPER_BACKGROUND)
         return ((self.encode_segments(torch.stack([red, green, blue], -3)) + 1) / 2).clamp(0, 1)
 
     # --- training ---------------------------------------------------------------------------------

@@ -122,7 +122,6 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.has_actions:
             self.rotation_format = source.rotation_format(config.pose_key)  # undeclared → a clear error now
         self._cache: dict[int, torch.Tensor] = {}
-        self._gripper_opens: dict[int, bool] = {}
         self._source_size: tuple[int, int] = (0, 0)
         self.decoded = None  # a `datamodules.frame_cache.DecodedFrames` of the source, when one is attached
         lengths = np.array([source.episode_length(e) for e in self.episodes], dtype=np.int64)
@@ -145,14 +144,6 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return int(self.starts[-1])
-
-    def gripper_opens(self, episode: int) -> bool:
-        """Whether the episode holds the gripper open at some frame after its first (pick-and-place
-        does; reaching and pushing close it at once, as the simulator starts every episode open)."""
-        if episode not in self._gripper_opens:
-            vectors = torch.from_numpy(episode_poses(self.source, episode, self.config))
-            self._gripper_opens[episode] = bool((pose_from_vector(vectors, self.rotation_format).gripper[1:] > GRIPPER_OPEN_THRESHOLD).any())
-        return self._gripper_opens[episode]
 
     def locate(self, index: int) -> tuple[int, int]:
         """(episode, start frame) of clip `index`."""
@@ -187,7 +178,8 @@ class ClipDataset(torch.utils.data.Dataset):
             intrinsics, extrinsics = self.source.cameras_of(episode, self.cameras)
             cameras = Cameras(torch.from_numpy(intrinsics[:, frames]), torch.from_numpy(extrinsics[:, frames]), source_height, source_width)
             cameras = cameras.resize(height, width)
-            vectors = torch.from_numpy(episode_poses(self.source, episode, self.config)[frames])
+            poses = episode_poses(self.source, episode, self.config)
+            vectors = torch.from_numpy(poses[frames])
             pose = pose_from_vector(vectors, self.rotation_format)
             sample["action_images"] = render_action_images(
                 pose.positions, pose.rotations, pose.gripper, cameras, axis_length=self.config.axis_length, sigma_frac=self.config.sigma_frac
@@ -195,7 +187,9 @@ class ClipDataset(torch.utils.data.Dataset):
             sample.update(
                 intrinsics=cameras.intrinsics, extrinsics=cameras.extrinsics,
                 positions=pose.positions, rotations=pose.rotations, gripper=pose.gripper,
-                gripper_opens=self.gripper_opens(episode),
+                # whether the episode holds the gripper open after its first frame: pick-and-place does;
+                # reaching and pushing close it at once (the simulator starts every episode open)
+                gripper_opens=bool((poses[1:, -1] > GRIPPER_OPEN_THRESHOLD).any()),
             )
         else:  # video-only sample: placeholders with the right shapes keep batches uniform
             sample.update(

@@ -138,6 +138,7 @@ def test_balanced_emphasis_weighs_both_gripper_states_alike(dataset):
 def test_near_close_emphasis_lifts_only_closed_frames_near_an_open_one(dataset):
     from rendering.renderer import render_action_images
     from action_images.module import closed_near_open
+    from rendering.renderer import GRIPPER_BACKGROUND
     from action_images.roundtrip import demo_cameras, sample_trajectory
 
     positions, rotations, _ = sample_trajectory(6)
@@ -151,7 +152,7 @@ def test_near_close_emphasis_lifts_only_closed_frames_near_an_open_one(dataset):
     near_close = tiny_module(action_loss_on="near_close", action_loss_close_window=2, instructions=data.instructions())
     weight = near_close.action_emphasis_latents(images)
     intensity = ((near_close.encode_segments(images) + 1) / 2).clamp(0, 1)
-    as_open = ((near_close.encode_segments(torch.cat([images[..., :2, :, :], images[..., 2:, :, :].clamp(min=0.25)], -3)) + 1) / 2).clamp(0, 1)
+    as_open = ((near_close.encode_segments(torch.cat([images[..., :2, :, :], images[..., 2:, :, :].clamp(min=GRIPPER_BACKGROUND)], -3)) + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(weight[:, :, :, [0, 1, 4, 5]], intensity[:, :, :, [0, 1, 4, 5]])  # as "intensity" away from the close
     torch.testing.assert_close(weight[:, :, :, [2, 3]], as_open[:, :, :, [2, 3]])  # as if open just after it
     assert weight[:, :, :, 2].sum() > 1.3 * intensity[:, :, :, 2].sum()
