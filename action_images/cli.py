@@ -29,7 +29,7 @@ def _collect(args: argparse.Namespace) -> int:
         CollectConfig(
             tasks=tasks, episodes=args.episodes, out=args.out, workers=args.workers, image_size=args.image_size,
             cameras=tuple(args.cameras), wrist_camera=args.wrist_camera, camera_jitter=args.camera_jitter, seed=args.seed,
-            settle=args.settle, start_spread=args.start_spread,
+            settle=args.settle, start_spread=args.start_spread, start_near=args.start_near,
         )
     )
     print(f"wrote {summary['episodes']} episodes of {', '.join(tasks)} to {args.out} in {summary['seconds']:.1f} s")
@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--start-spread", type=float, default=0.0,
                          help="start each episode with the EE up to this many metres from home (x, y: ±; z: down only), "
                               "so demonstrations cover states off the expert's usual paths (default: 0, always home)")
+    collect.add_argument("--start-near", type=float, default=0.0,
+                         help="start each episode with the EE anywhere within this many metres (horizontally; 10-25 cm above "
+                              "the table) of the expert's first waypoint — over the cube it grasps, behind the cube it pushes — "
+                              "so demonstrations show it reaching the object from near misses (default: 0, off)")
     collect.set_defaults(run=_collect)
 
     viz = commands.add_parser(

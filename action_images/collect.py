@@ -8,8 +8,9 @@ not stop at the first successful frame (the edge of the task's tolerance, where 
 terminates) but lets the expert finish the phase it is in (reach: come within 1 cm of the sphere's
 centre) for up to `settle` more steps, as long as the task stays successful: a policy that imitates
 demonstrations ending on the tolerance boundary stalls just outside it. With `start_spread` the arm
-starts at a random offset from its home pose (evaluation always starts at home): the demonstrations
-then cover states off the expert's usual paths, where a closed-loop policy that drifted finds itself.
+starts at a random offset from its home pose, with `start_near` anywhere near the expert's first
+waypoint (evaluation always starts at home): the demonstrations then cover states off the expert's
+usual paths, where a closed-loop policy that drifted finds itself.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class CollectConfig:
     max_attempts_factor: float = 2.0  # give up on a task after this many × episodes failed seeds
     settle: int = 10  # steps the expert may go on after the first success, finishing its phase (0: stop there)
     start_spread: float = 0.0  # metres: the EE starts at home + U(±s, ±s, [−s, 0]) (0: always at home)
+    start_near: float = 0.0  # metres: the EE starts within this horizontal distance of the expert's first waypoint (0: off)
+    start_heights: tuple[float, float] = (0.10, 0.25)  # metres above the table for `start_near` starts: clear of the cubes' tops
+
+    def __post_init__(self) -> None:
+        if self.start_spread and self.start_near:
+            raise ValueError("start_spread and start_near each choose the start: give one of them")
+        if self.start_spread < 0 or self.start_near < 0:
+            raise ValueError(f"start_spread and start_near are distances ≥ 0, got {self.start_spread} and {self.start_near}")
 
 
 def camera_names(config: CollectConfig) -> list[str]:
@@ -52,9 +61,31 @@ def camera_names(config: CollectConfig) -> list[str]:
 _ENVIRONMENTS: dict[tuple, object] = {}
 
 
+def start_options(config: CollectConfig, env, expert, seed: int) -> dict | None:
+    """The `env.reset` options that place the EE where episode `seed` starts (None: at home).
+
+    Varied starts show the expert recovering from places its own path never goes. `start_spread` scatters
+    the start around home; `start_near` puts it anywhere within reach of the expert's first waypoint (over
+    the cube it will grasp, behind the cube it will push), so the demonstrations hold states a policy that
+    drifted or stopped short finds itself in: open and at carry height but not over the cube."""
+    rng = np.random.default_rng(seed)
+    if config.start_spread:
+        spread = config.start_spread
+        return {"ee_offset": rng.uniform([-spread, -spread, -spread], [spread, spread, 0.0])}
+    if config.start_near:
+        env.reset(seed=seed)  # the episode's scene (the reset is seeded): where its home and first waypoint are
+        expert.reset()
+        home, waypoint = env.ee_pose()[:3], expert.first_waypoint()
+        angle, distance = rng.uniform(0.0, 2 * np.pi), config.start_near * np.sqrt(rng.uniform())  # uniform over the disc
+        start = np.array([*(waypoint[:2] + distance * np.array([np.cos(angle), np.sin(angle)])), rng.uniform(*config.start_heights)])
+        return {"ee_offset": start - home}
+    return None
+
+
 def record_episode(config: CollectConfig, task: str, seed: int) -> Episode | None:
     """Run the task's scripted expert once; the episode if it succeeded, else None."""
     from action_images.sim import make_env, make_expert  # MuJoCo is loaded in the worker only
+    from action_images.sim.env import UnreachableStart
 
     key = (task, config.image_size, config.cameras, config.wrist_camera, config.camera_jitter)
     if key not in _ENVIRONMENTS:
@@ -63,11 +94,10 @@ def record_episode(config: CollectConfig, task: str, seed: int) -> Episode | Non
         )
     env = _ENVIRONMENTS[key]
     expert = make_expert(env)
-    options = None
-    if config.start_spread:  # varied starts show the expert recovering from places its own path never goes
-        spread = config.start_spread
-        options = {"ee_offset": np.random.default_rng(seed).uniform([-spread, -spread, -spread], [spread, spread, 0.0])}
-    observation, info = env.reset(seed=seed, options=options)
+    try:
+        observation, info = env.reset(seed=seed, options=start_options(config, env, expert, seed))
+    except UnreachableStart:
+        return None  # a start out of the arm's reach: the seed yields no episode, as a failed demonstration
     if info["success"]:  # started on the goal: nothing to demonstrate
         return None
     expert.reset()

@@ -124,3 +124,37 @@ def test_varied_starts_begin_off_home_and_still_succeed():
         offsets = np.stack(starts)
         assert (np.abs(offsets[:, :2]) <= 0.15 + 0.005).all() and (offsets[:, 2] <= 0.005).all() and (offsets[:, 2] >= -0.155).all()
         assert np.linalg.norm(offsets, axis=1).max() > 0.03  # not at home
+
+
+def test_near_starts_begin_near_the_first_waypoint_and_still_succeed():
+    """With `start_near` a pick_place episode starts within the radius (horizontally) of the expert's first
+    waypoint — over the named cube — at a height inside `start_heights`, and the expert still picks and places."""
+    from action_images.collect import CollectConfig, record_episode
+    from action_images.sim import make_env, make_expert
+
+    config = CollectConfig(tasks=("pick_place",), episodes=1, out=None, image_size=32, start_near=0.2)
+    env = make_env("pick_place", image_size=32)
+    expert = make_expert(env)
+    kept = 0
+    for seed in range(3):
+        episode = record_episode(config, "pick_place", seed)
+        if episode is None:
+            continue
+        kept += 1
+        env.reset(seed=seed)
+        expert.reset()
+        waypoint = expert.first_waypoint()
+        start = episode.state[0, :3]
+        assert np.linalg.norm(start[:2] - waypoint[:2]) <= 0.2 + 0.005
+        assert 0.10 - 0.005 <= start[2] <= 0.25 + 0.005
+        assert np.linalg.norm(start - env.ee_pose()[:3]) > 0.03  # not at home
+    assert kept >= 2
+
+
+def test_start_choices_are_exclusive_and_distances():
+    from action_images.collect import CollectConfig
+
+    with pytest.raises(ValueError, match="give one of them"):
+        CollectConfig(tasks=("reach",), episodes=1, out=None, start_spread=0.1, start_near=0.1)
+    with pytest.raises(ValueError, match="≥ 0"):
+        CollectConfig(tasks=("reach",), episodes=1, out=None, start_near=-0.1)

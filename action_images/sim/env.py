@@ -58,6 +58,10 @@ from rendering.cameras import from_mujoco  # noqa: E402
 FPS = 10
 
 
+class UnreachableStart(ValueError):
+    """A requested start (`reset(options={"ee_offset": …})`) lies out of the arm's reach."""
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     image_size: int = 128
@@ -160,7 +164,7 @@ class ManipulationEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         reached = np.linalg.norm(ee_frame(self.model, self.data)[0] - target)
         if reached > tolerance:
-            raise ValueError(f"cannot start the EE at {target.round(3).tolist()}: inverse kinematics ends {100 * reached:.1f} cm away")
+            raise UnreachableStart(f"cannot start the EE at {target.round(3).tolist()}: inverse kinematics ends {100 * reached:.1f} cm away")
 
     def _place_cameras(self) -> None:
         for spec in self.camera_specs:

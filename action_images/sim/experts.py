@@ -95,6 +95,10 @@ class WaypointExpert:
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 
+    def first_waypoint(self) -> np.ndarray:
+        """Where the first phase goes (x, y, z) from the scene as it is now (call after `env.reset`)."""
+        return self._evaluate(self.phases()[0])[0]
+
     @property
     def phase_name(self) -> str:
         if self._phases is None:
