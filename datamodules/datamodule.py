@@ -7,6 +7,8 @@ travel with the model; a statistic that is missing is an error, never a silent p
 
 from __future__ import annotations
 
+import math
+
 import re
 from pathlib import Path
 
@@ -57,6 +59,10 @@ class RobotDataModule(L.LightningDataModule):
             more; "episodes": every episode equally often (clips drawn with replacement, weighted by one
             over their episode's length), so short tasks and the starts of episodes, where the
             instruction decides what happens, are seen as often as the rest.
+        start_weight, start_frames: clips that begin in an episode's first `start_frames` frames are drawn
+            `start_weight` times as often as the episode's other clips (1: not at all more). The approach
+            (from home, or from a near start: `collect --start-near`) is a few frames of each episode, and
+            where a closed-loop policy goes wrong first.
         instructions_matching: a regular expression: only episodes whose instruction it finds
             (`re.search`) are trained and validated on, e.g. `"push|slide"` for the simulator's push
             episodes. The split by episode is made first, so the selected episodes keep their side.
@@ -76,11 +82,16 @@ class RobotDataModule(L.LightningDataModule):
         frame_cache: str | None = None,
         balance: str = "clips",
         instructions_matching: str | None = None,
+        start_weight: float = 1.0,
+        start_frames: int = 6,
     ) -> None:
         super().__init__()
         if balance not in ("clips", "episodes"):
             raise ValueError(f"balance must be 'clips' or 'episodes', got {balance!r}")
+        if not (math.isfinite(start_weight) and start_weight > 0) or start_frames < 0:
+            raise ValueError(f"start_weight must be > 0 and start_frames ≥ 0, got {start_weight} and {start_frames}")
         self.balance = balance
+        self.start_weight, self.start_frames = float(start_weight), int(start_frames)
         try:
             self.selection = re.compile(instructions_matching) if instructions_matching else None
         except re.error as error:
@@ -165,11 +176,17 @@ class RobotDataModule(L.LightningDataModule):
         )
 
     def clip_weights(self) -> torch.Tensor | None:
-        """Per training clip, one over its episode's length (`balance="episodes"`), else None."""
-        if self.balance == "clips":
+        """Per training clip, its sampling weight: one over its episode's length (`balance="episodes"`) or one,
+        times `start_weight` for the clips in an episode's first `start_frames` frames; None when all are equal."""
+        if self.balance == "clips" and self.start_weight == 1.0:
             return None
-        lengths = [torch.full((int(n),), 1.0 / int(n)) for dataset in self.train_set.datasets for n in np.diff(dataset.starts)]
-        return torch.cat(lengths)
+        weights = []
+        for dataset in self.train_set.datasets:
+            for n in np.diff(dataset.starts).astype(int):
+                episode = torch.full((n,), 1.0 / n if self.balance == "episodes" else 1.0)
+                episode[: self.start_frames] *= self.start_weight
+                weights.append(episode)
+        return torch.cat(weights)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

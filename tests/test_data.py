@@ -325,6 +325,24 @@ def test_balanced_episodes_weigh_clips_by_their_episode(dataset):
         RobotDataModule([str(dataset[0])], balance="tasks")
 
 
+@pytest.mark.parametrize("balance", ["episodes", "clips"])
+def test_start_weight_draws_the_first_clips_of_each_episode_more_often(dataset, balance):
+    """`start_weight=3, start_frames=2`: the clips starting at an episode's frames 0 and 1 weigh 3× its others."""
+    plain = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34, balance=balance)
+    module = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34, balance=balance,
+                             start_weight=3.0, start_frames=2)
+    for m in (plain, module):
+        m.setup("fit")
+    clips = module.train_set.datasets[0]
+    base = plain.clip_weights() if balance == "episodes" else torch.ones(len(clips))
+    weights = module.clip_weights()
+    starts = torch.tensor([clips.locate(index)[1] for index in range(len(clips))])
+    torch.testing.assert_close(weights, base * torch.where(starts < 2, 3.0, 1.0))
+    assert (starts < 2).sum() == 2 * len(clips.episodes)
+    with pytest.raises(ValueError, match="start_weight"):
+        RobotDataModule([str(dataset[0])], start_weight=0.0)
+
+
 def test_instructions_matching_selects_episodes_and_keeps_their_side_of_the_split(dataset):
     everything = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34)
     pushing = RobotDataModule([str(dataset[0])], num_frames=3, stride=2, num_workers=0, val_fraction=0.34, instructions_matching="^push")

@@ -11,6 +11,10 @@ one that does not plans the same both times (the median distance between the two
 the scripted expert's positions at the plan's end, told to take one cube or the other), while naming the pad in a
 colour the scene lacks should not move it. With the other cube taken out of sight, a model that sees cubes but cannot
 tell which is named should plan to the one that is left.
+
+`--start-near R` plans from where `action-images collect --start-near R` would start the scene instead of from home:
+anywhere within R metres of the spot above the named cube, 10–25 cm above the table, the gripper open — the states a
+closed-loop policy that stopped short of the cube is in. (Scenes whose start the arm cannot reach are skipped.)
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from action_images.collect import CollectConfig, start_options  # noqa: E402
 from action_images.evaluate import load_policy  # noqa: E402
 from action_images.sim import make_env, make_expert  # noqa: E402
+from action_images.sim.env import UnreachableStart  # noqa: E402
 from action_images.sim.tasks import COLOURS  # noqa: E402
 from tools.benchlib import add_sampling_arguments, last_checkpoint, sampling_options  # noqa: E402
 
@@ -39,9 +45,10 @@ def renamed(instruction: str, colour: str, other: str) -> str:
     return changed
 
 
-def demonstrated_end(env, seed: int, cube: int, steps: int) -> np.ndarray:
-    """Where the scripted expert's EE is (table plane) after `steps` steps of the scene `seed`, told to take `cube`."""
-    observation, _ = env.reset(seed=seed)
+def demonstrated_end(env, seed: int, cube: int, steps: int, options: dict | None = None) -> np.ndarray:
+    """Where the scripted expert's EE is (table plane) after `steps` steps of the scene `seed` (reset with `options`),
+    told to take `cube`."""
+    observation, _ = env.reset(seed=seed, options=options)
     env.task.target_cube = f"cube{cube}"
     expert = make_expert(env)
     expert.reset()
@@ -68,15 +75,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a training run folder (its last.ckpt is used)")
     parser.add_argument("--scenes", type=int, default=20, help="unseen pick_place scenes (default: 20)")
+    parser.add_argument("--start-near", type=float, default=0.0, metavar="R",
+                        help="plan from a start within R metres of the spot above the named cube, as collect --start-near R (default: 0, from home)")
     add_sampling_arguments(parser)
     args = parser.parse_args()
+    near = CollectConfig(tasks=("pick_place",), episodes=1, out=None, start_near=args.start_near) if args.start_near else None
     policy = load_policy(last_checkpoint(args.run), cameras=None, replan_every=3, **sampling_options(args))
     env = make_env("pick_place", cameras=policy.cameras)
     task = env.task
     horizon = (policy.num_frames - 1) * policy.stride  # control steps to the clip's last frame
     rows, moved, moved_by_pad, between, alone, expert_to_cube = [], [], [], [], [], []
     for seed in range(100000, 100000 + args.scenes):
-        observation, _ = env.reset(seed=seed)
+        try:
+            options = start_options(near, env, make_expert(env), seed) if near else None
+            observation, _ = env.reset(seed=seed, options=options)
+        except UnreachableStart:
+            continue
         named = int(task.target_cube[-1])
         cubes = [task.body_position(env.data, f"cube{i}")[:2] for i in (0, 1)]
         pad = task.body_position(env.data, "pad")[:2]
@@ -89,11 +103,12 @@ def main() -> None:
         moved.append(np.linalg.norm(ends[0] - ends[1]))
         moved_by_pad.append(np.linalg.norm(ends[0] - plan_end(policy, {**observation, "instruction": renamed(instruction, task.colours[2], absent)})))
         alone.append(np.linalg.norm(plan_end(policy, without_cube(env, observation, 1 - named)) - cubes[named]))
-        demonstrated = demonstrated_end(env, seed, named, horizon)
-        between.append(np.linalg.norm(demonstrated - demonstrated_end(env, seed, 1 - named, horizon)))
+        demonstrated = demonstrated_end(env, seed, named, horizon, options)
+        between.append(np.linalg.norm(demonstrated - demonstrated_end(env, seed, 1 - named, horizon, options)))
         expert_to_cube.append(np.linalg.norm(demonstrated - cubes[named]))
     r = 100 * np.array(rows)
-    print(f"{len(r)} first pick_place plans from {args.scenes} scenes (each scene's instruction and the other cube's); plan end, median distance to:")
+    start = f"starts within {100 * args.start_near:.0f} cm of the named cube" if near else "home"
+    print(f"{len(r)} first pick_place plans from {len(r) // 2} scenes, {start} (each scene's instruction and the other cube's); plan end, median distance to:")
     for name, column in zip(("the cube named", "the other cube", "the pad"), r.T):
         print(f"  {name}: {np.median(column):.1f} cm (within 4 cm: {np.mean(column < 4):.0%})")
     print(f"  (the scripted expert's position then, to the cube named: {100 * np.median(expert_to_cube):.1f} cm)")

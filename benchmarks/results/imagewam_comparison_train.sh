@@ -21,6 +21,8 @@
 # instruction's words (text_encoder.context_layers; default 0, the word embeddings alone: BENCHMARKS session 24).
 # EXTRA_DATA=data/sim_near adds datasets to run P's two (comma separated), e.g. the near-start demonstrations of session 27
 # (`collect --task push pick_place --episodes 500 --seed 3 --start-near 0.2`).
+# START_WEIGHT=3 draws the clips of each episode's first START_FRAMES frames (default 6: the approach) 3× as often
+# (data.start_weight, data.start_frames; session 27).
 # SEED=2 trains from another seed (seed_everything; default 1, as every run so far).
 # COMPILE=true (Action Images only) compiles the training forward (model.compile: 1.31× the steps per minute in make bench).
 set -e
@@ -30,6 +32,7 @@ A=.venv/bin/action-images
 DATA=(--data.datasets "[data/sim_3000s, data/sim_start${EXTRA_DATA:+, $EXTRA_DATA}]" --data.balance episodes --seed_everything ${SEED:-1})
 BUDGET=(--trainer.max_time 00:00:${MINUTES:-55}:00)
 if [ -n "$IMAGE_SIZE" ]; then DATA+=(--data.image_size "$IMAGE_SIZE"); fi
+if [ -n "$START_WEIGHT" ]; then DATA+=(--data.start_weight "$START_WEIGHT" --data.start_frames "${START_FRAMES:-6}"); fi
 if [ -n "$MATCHING" ]; then DATA+=(--data.instructions_matching "$MATCHING"); fi
 case "$MODEL" in
   actionimages|joint)
