@@ -298,3 +298,21 @@ def test_the_device_is_resolved_and_a_missing_gpu_is_a_clear_error(checkpoint, m
     with pytest.raises(ValueError, match="sees no GPU"):
         resolve_device("cuda")
     assert load_policy(checkpoint, cameras=CAMERAS, device="cpu").pipeline.model.device == torch.device("cpu")
+
+
+def test_diagnose_plans_prints_every_plan_the_policy_makes(checkpoint, capsys):
+    """`tools/diagnose_plans.py`: one line per plan, made at the steps the policy replans, each plan the one executed."""
+    from tools.diagnose_plans import recording_plans, trace_episode
+
+    policy = load_policy(checkpoint, cameras=CAMERAS, replan_every=2, steps=1)
+    env = make_env("pick_place", image_size=64, cameras=CAMERAS, max_steps=7)
+    plans = recording_plans(policy)
+    executed = []
+    select = policy.select_action
+    policy.select_action = lambda observation: executed.append(select(observation)) or executed[-1]
+    assert trace_episode(env, policy, plans, seed=100_000) is False
+    lines = capsys.readouterr().out.splitlines()
+    steps = [int(line.split()[0]) for line in lines[2:-1]]
+    assert steps == [0, 2, 4, 6] and len(plans) == 4 and lines[-1] == "  failure after 7 steps"
+    for step, plan in zip(steps, plans):
+        np.testing.assert_array_equal(executed[step], plan[0])
