@@ -704,6 +704,57 @@ states (`--start-spread` only moves the start), or a phase cue (the gripper's op
 already, so the model has it but does not use it).
 """
 
+SESSION_27 = """**Session 27: the approach fails because plans from off-home states ignore the cube.** `python tools/diagnose_plans.py
+--run RUN --task pick_place --episodes 4` (new) prints every plan of a closed-loop episode: the EE, the plan's first
+waypoint (where the next plan starts) and end, and the EE's distance to the named cube and to the pad. On run GE it
+shows the failure of session 26 plainly: the first plan from home ends near the named cube, but, like the
+demonstrations (whose cubes lie mostly within 15 cm of home), its first three steps drop 14 cm and travel 1–3 cm; the
+next plan, made with the gripper open at carry height, descends where it is, closes on nothing and carries nothing to
+the pad. Being open at carry height meant "over the cube" in every demonstration.
+
+Two levers on the data, each on run GE's recipe (`EMPHASIS=gripper_episodes`, compiled, time schedule):
+- `action-images collect … --start-near 0.2` (new, `CollectConfig.start_near`): each demonstration starts anywhere
+  within 20 cm (horizontally, 10–25 cm above the table) of the expert's first waypoint — over the cube it will grasp,
+  behind the cube it will push; starts the arm cannot reach (`UnreachableStart`, new) yield no episode, 5–10 % of
+  seeds. `data/sim_near` = `action-images collect --task push pick_place --episodes 500 --seed 3 --start-near 0.2
+  --out data/sim_near --workers 2` (251 s). *Run N*: `MODEL=actionimages RUN=runs/ai_s27_near STEPS=30000 MINUTES=55
+  SCHEDULE=time COMPILE=true EMPHASIS=gripper_episodes EXTRA_DATA=data/sim_near bash
+  benchmarks/results/imagewam_comparison_train.sh` (`EXTRA_DATA`, new).
+- `data.start_weight` / `data.start_frames` (new): the clips beginning in an episode's first `start_frames` frames are
+  drawn `start_weight` times as often — the approach is a handful of each episode's ~30 clips. *Run NS*: run N's data
+  with `START_WEIGHT=3` (frames 0–5), **45 minutes** (the session's clock allowed no more).
+
+| `pick_place`, 50 unseen scenes | run GE (session 26) | run N (near starts) | **run NS (near starts, approach ×3; 45 min)** |
+|---|---|---|---|
+| steps; held-out position error mean / median | 12,975; 2.4 / 2.2 cm | 12,653; 2.7 / 2.1 cm | 10,080; 3.2 / 2.8 cm |
+| first plan from home: end to the named cube, median (within 4 cm) | 2.9 cm (62 %) | 4.2 cm (48 %) | **3.3 cm (62 %)** |
+| nearer the named cube than the other; renaming moves the end by (expert 19.0 cm) | 80 %; 14.1 cm | 65 %; 8.2 cm | **92 %; 17.4 cm** |
+| the other cube out of sight: to the named cube (within 4 cm) | 2.8 cm | 5.8 cm (40 %) | **2.4 cm (70 %)** |
+| first plan from a near start (`diagnose_grounding --start-near 0.2`): to the named cube; renaming moves it | 16.2 cm; 2.7 cm | 15.3 cm; 1.9 cm | 14.0 cm; 6.0 cm |
+| closed loop (`diagnose_tasks`): at the named cube / lifted / success | 10 / — / 6 % | 8 / 6 / 6 % | **22** / 2 / 0 % |
+| closest to the named cube, median | 11.7 cm | 14.4 cm | **5.8 cm** |
+| `push` (`diagnose_tasks`): behind the cube / moved towards the goal / success | — | 28 / 16 / 0 % | 20 / 8 / 0 % |
+| closed loop, `evaluate_run.sh` (reach / push / pick_place) | — / 2 % / 6 % | 80 / 4 / 4 % | 76 / 0 / **12 %** [6, 24] |
+
+(`benchmarks/results/grounding/`, `benchmarks/results/milestones/ai_s27_*.txt`, `benchmarks/results/closed_loop/ai_s27_*.json`;
+validation sets differ: runs N and NS hold out near-start episodes too.) Near starts alone taught nothing measurable:
+from a near start both run GE and run N end their first plan ~15 cm from the cube and barely move it when the name
+changes, even on run N's own training scenes (13.5 cm, 2.4 cm moved) — the approach from a near start is 1–4 of an
+episode's ~30 clips, too few to be learnt in 55 minutes. Drawing the first six clips of every episode three times
+as often (run NS) gives the best grounding from home of any run (92 % nearer the named cube, the name moves the end
+17.4 of the expert's 19.0 cm) and brings the closed loop to the named cube twice as often (22 %, closest 5.8 cm
+against 11.7) — but without plan keeping only 2 % then lift the cube (run GE, handed the episode at the grasp, placed
+74 %): the approach's clips took the draws the grasp and carry had, in a run of 45 minutes instead of 55. With plan
+keeping (`evaluate_run.sh`) run NS places 12 % [6, 24] of the cubes, level with the best run so far (Z2), and push
+stays at 0–4 % for every run. From a near start
+the plans still mostly ignore the cube (14.0 cm). Anchoring on the goal readout does not rescue the approach either
+(best of 8 anchored, `pick_place`: run GE 2 %, run N 8 %; `benchmarks/results/closed_loop/*_anchor8.json`), nor do
+10 Euler steps in place of 2 (`diagnose_plans`, same four scenes, same turn). Next: a milder approach weight
+(`START_WEIGHT=2`) over the full 55 minutes, so the grasp keeps its share; near starts need many more of their frames
+drawn (a `start_weight` on near-start episodes alone) before they can teach anything.
+"""
+
+
 SESSION_16 = """**Session 16: ImageWAM reads its own goal readout.**
 
 *Why session 15's reach failures stall.* `python tools/diagnose_imagewam.py --checkpoint
@@ -943,6 +994,8 @@ scenes once per sphere, naming each sphere's colour in the scene's own wording, 
 {SESSION_25}
 
 {SESSION_26}
+
+{SESSION_27}
 Per-frame view of the committed model (`model.json`, medians over the held-out clips, frames 1–{len(first['joint_pos_cm_per_frame'])} of
 the clip, each `data.stride` control steps apart): joint {per_frame(first['joint_pos_cm_per_frame'])} cm against no motion
 {per_frame(first['no_motion_cm_per_frame'])} cm, and v2a {per_frame(first['v2a_pos_cm_per_frame'])} cm. Even one step ahead the joint
