@@ -38,6 +38,10 @@ def landmarks(env) -> tuple[np.ndarray, np.ndarray | None]:
     raise ValueError(f"diagnose_plans knows reach, push and pick_place, not {env.task.name!r}")
 
 
+def xyz(point: np.ndarray) -> str:
+    return "(" + ", ".join(f"{value:.2f}" for value in point[:3]) + ")"
+
+
 def centimetres(a: np.ndarray, b: np.ndarray | None) -> str:
     return "  —" if b is None else f"{100 * np.linalg.norm(a[:2] - b[:2]):3.0f}"
 
@@ -60,8 +64,7 @@ def trace_episode(env, policy, plans: list[np.ndarray], seed: int) -> bool:
     policy.reset()
     plans.clear()
     first, second = landmarks(env)
-    print(f"seed {seed} {info['instruction']!r}: first {np.round(first, 2).tolist()}, then "
-          f"{'—' if second is None else np.round(second, 2).tolist()}")
+    print(f"seed {seed} {info['instruction']!r}: first {xyz(first)}, then {'—' if second is None else xyz(second)}")
     print("  step  EE (x, y, z) open | 1st waypoint → end, gripper | cm to first, then")
     step = 0
     while True:
@@ -70,8 +73,7 @@ def trace_episode(env, policy, plans: list[np.ndarray], seed: int) -> bool:
         if len(plans) > made:
             plan = plans[-1]
             waypoint = plan[min(getattr(policy, "replan_every", len(plan)), len(plan)) - 1]
-            print(f"  {step:4d}  {np.round(ee[:3], 2).tolist()} {ee[7]:.1f} | {np.round(waypoint[:3], 2).tolist()} → "
-                  f"{np.round(plan[-1, :3], 2).tolist()}, {'open' if plan[-1, 7] > 0.5 else 'closed'} | "
+            print(f"  {step:4d}  {xyz(ee)} {ee[7]:.1f} | {xyz(waypoint)} → {xyz(plan[-1])}, {'open' if plan[-1, 7] > 0.5 else 'closed'} | "
                   f"{centimetres(ee, first)} {centimetres(ee, second)}{' (kept)' if getattr(policy, 'kept', False) else ''}")
         observation, _, terminated, truncated, info = env.step(action)
         step += 1

@@ -746,7 +746,9 @@ as often (run NS) gives the best grounding from home of any run (92 % nearer the
 against 11.7) — but without plan keeping only 2 % then lift the cube (run GE, handed the episode at the grasp, placed
 74 %): the approach's clips took the draws the grasp and carry had, in a run of 45 minutes instead of 55. With plan
 keeping (`evaluate_run.sh`) run NS places 12 % [6, 24] of the cubes, level with the best run so far (Z2), and push
-stays at 0–4 % for every run. From a near start
+stays at 0–4 % for every run. `diagnose_plans` on the first of the four traced scenes (`benchmarks/results/grounding/ai_s27_*_plans.txt`)
+shows both sides: run NS's second plan already goes to the cube 23 cm away (run N's descends where it is), is 2 cm from
+it at step 9 and closes — and its carrying plan then ends with the fingers open, so the cube stays behind. From a near start
 the plans still mostly ignore the cube (14.0 cm). Anchoring on the goal readout does not rescue the approach either
 (best of 8 anchored, `pick_place`: run GE 2 %, run N 8 %; `benchmarks/results/closed_loop/*_anchor8.json`), nor do
 10 Euler steps in place of 2 (`diagnose_plans`, same four scenes, same turn). Next: a milder approach weight
