@@ -74,7 +74,6 @@ def start_options(config: CollectConfig, env, expert, seed: int) -> dict | None:
         return {"ee_offset": rng.uniform([-spread, -spread, -spread], [spread, spread, 0.0])}
     if config.start_near:
         env.reset(seed=seed)  # the episode's scene (the reset is seeded): where its home and first waypoint are
-        expert.reset()
         home, waypoint = env.ee_pose()[:3], expert.first_waypoint()
         angle, distance = rng.uniform(0.0, 2 * np.pi), config.start_near * np.sqrt(rng.uniform())  # uniform over the disc
         start = np.array([*(waypoint[:2] + distance * np.array([np.cos(angle), np.sin(angle)])), rng.uniform(*config.start_heights)])

@@ -75,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a training run folder (its last.ckpt is used)")
     parser.add_argument("--scenes", type=int, default=20, help="unseen pick_place scenes (default: 20)")
+    parser.add_argument("--first-seed", type=int, default=100000,
+                        help="the first scene's seed (default: 100000, the evaluation's unseen scenes; a dataset's own seeds probe what it was trained on)")
     parser.add_argument("--start-near", type=float, default=0.0, metavar="R",
                         help="plan from a start within R metres of the spot above the named cube, as collect --start-near R (default: 0, from home)")
     add_sampling_arguments(parser)
@@ -85,7 +87,7 @@ def main() -> None:
     task = env.task
     horizon = (policy.num_frames - 1) * policy.stride  # control steps to the clip's last frame
     rows, moved, moved_by_pad, between, alone, expert_to_cube = [], [], [], [], [], []
-    for seed in range(100000, 100000 + args.scenes):
+    for seed in range(args.first_seed, args.first_seed + args.scenes):
         try:
             options = start_options(near, env, make_expert(env), seed) if near else None
             observation, _ = env.reset(seed=seed, options=options)

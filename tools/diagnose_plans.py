@@ -72,7 +72,7 @@ def trace_episode(env, policy, plans: list[np.ndarray], seed: int) -> bool:
         action = policy.select_action(observation)
         if len(plans) > made:
             plan = plans[-1]
-            waypoint = plan[min(getattr(policy, "replan_every", len(plan)), len(plan)) - 1]
+            waypoint = plan[min(policy.replan_every, len(plan)) - 1]
             print(f"  {step:4d}  {xyz(ee)} {ee[7]:.1f} | {xyz(waypoint)} → {xyz(plan[-1])}, {'open' if plan[-1, 7] > 0.5 else 'closed'} | "
                   f"{centimetres(ee, first)} {centimetres(ee, second)}{' (kept)' if getattr(policy, 'kept', False) else ''}")
         observation, _, terminated, truncated, info = env.step(action)

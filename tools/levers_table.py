@@ -739,7 +739,8 @@ Two levers on the data, each on run GE's recipe (`EMPHASIS=gripper_episodes`, co
 (`benchmarks/results/grounding/`, `benchmarks/results/milestones/ai_s27_*.txt`, `benchmarks/results/closed_loop/ai_s27_*.json`;
 validation sets differ: runs N and NS hold out near-start episodes too.) Near starts alone taught nothing measurable:
 from a near start both run GE and run N end their first plan ~15 cm from the cube and barely move it when the name
-changes, even on run N's own training scenes (13.5 cm, 2.4 cm moved) — the approach from a near start is 1–4 of an
+changes, even on run N's own training scenes (13.5 cm, 2.4 cm moved; `--first-seed 1023760`, the seeds `collect --seed 3`
+gave its pick_place episodes) — the approach from a near start is 1–4 of an
 episode's ~30 clips, too few to be learnt in 55 minutes. Drawing the first six clips of every episode three times
 as often (run NS) gives the best grounding from home of any run (92 % nearer the named cube, the name moves the end
 17.4 of the expert's 19.0 cm) and brings the closed loop to the named cube twice as often (22 %, closest 5.8 cm
@@ -750,8 +751,10 @@ stays at 0–4 % for every run. `diagnose_plans` on the first of the four traced
 shows both sides: run NS's second plan already goes to the cube 23 cm away (run N's descends where it is), is 2 cm from
 it at step 9 and closes — and its carrying plan then ends with the fingers open, so the cube stays behind. From a near start
 the plans still mostly ignore the cube (14.0 cm). Anchoring on the goal readout does not rescue the approach either
-(best of 8 anchored, `pick_place`: run GE 2 %, run N 8 %; `benchmarks/results/closed_loop/*_anchor8.json`), nor do
-10 Euler steps in place of 2 (`diagnose_plans`, same four scenes, same turn). Next: a milder approach weight
+(`action-images eval --checkpoint RUN/lightning_logs/version_0/checkpoints/last.ckpt --task pick_place --episodes 50
+--steps 2 --guidance-scale 2 --candidates 8 --anchor --replan-every 3`: run GE 2 %, run N 8 %;
+`benchmarks/results/closed_loop/*_anchor8.json`), nor do 10 Euler steps in place of 2 (`python tools/diagnose_plans.py
+--run runs/ai_s27_near --steps 10`: the same turn away from the cube in three of four scenes; `ai_s27_near_plans_steps10.txt`). Next: a milder approach weight
 (`START_WEIGHT=2`) over the full 55 minutes, so the grasp keeps its share; near starts need many more of their frames
 drawn (a `start_weight` on near-start episodes alone) before they can teach anything.
 """
